@@ -1,0 +1,178 @@
+"""Hashtag recommendations: request validation, cleaning, and fastText's answers shaped for callers."""
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+
+from fasttext_process import FASTTEXT_VERSION, FastTextProcess, read_model_header
+from text_cleaning import clean_text, extract_hashtags
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_K = 50
+DEFAULT_K = 5
+MAX_TEXTS = 100
+MAX_TEXT_CHARS = 20_000
+DEFAULT_TIMEOUT_SECONDS = 5.0
+_OPTION_FIELDS = {"k", "threshold", "exclude_used"}
+
+
+class InvalidRequest(Exception):
+    """The request cannot be answered as sent; `code` and the message tell the caller what to fix."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RecommendationRequest:
+    texts: list[str]
+    batch: bool
+    k: int = DEFAULT_K
+    threshold: float = 0.0
+    exclude_used: bool = False
+
+
+def parse_request(body: object) -> RecommendationRequest:
+    """Validate a decoded JSON request body, raising InvalidRequest on the first problem."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("invalid_body", 'the request body must be a JSON object such as {"text": "..."}')
+    unknown = sorted(set(body) - _OPTION_FIELDS - {"text", "texts"})
+    if unknown:
+        raise InvalidRequest(
+            "unknown_field",
+            f"unknown field {unknown[0]!r}; allowed fields are text or texts, k, threshold, exclude_used",
+        )
+    if ("text" in body) == ("texts" in body):
+        raise InvalidRequest("missing_text", 'send exactly one of "text" (a string) or "texts" (a list of strings)')
+    if "text" in body:
+        texts, batch = [_valid_text(body["text"], "text")], False
+    else:
+        texts, batch = _valid_texts(body["texts"]), True
+    return RecommendationRequest(
+        texts=texts,
+        batch=batch,
+        k=_valid_k(body.get("k", DEFAULT_K)),
+        threshold=_valid_threshold(body.get("threshold", 0.0)),
+        exclude_used=_valid_exclude_used(body.get("exclude_used", False)),
+    )
+
+
+def _valid_text(text: object, field: str) -> str:
+    if not isinstance(text, str):
+        raise InvalidRequest("invalid_text", f"{field} must be a string")
+    if not text.strip():
+        raise InvalidRequest("empty_text", f"{field} must not be empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidRequest(
+            "text_too_long", f"{field} has {len(text)} characters; the limit is {MAX_TEXT_CHARS}", status=413
+        )
+    return text
+
+
+def _valid_texts(texts: object) -> list[str]:
+    if not isinstance(texts, list):
+        raise InvalidRequest("invalid_texts", "texts must be a list of strings")
+    if not 1 <= len(texts) <= MAX_TEXTS:
+        raise InvalidRequest("invalid_texts", f"texts must hold 1 to {MAX_TEXTS} strings, not {len(texts)}")
+    return [_valid_text(text, f"texts[{i}]") for i, text in enumerate(texts)]
+
+
+def _valid_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidRequest("invalid_k", f"k must be an integer from 1 to {MAX_K}")
+    return k
+
+
+def _valid_threshold(threshold: object) -> float:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not math.isfinite(threshold)
+        or not 0 <= threshold <= 1
+    ):
+        raise InvalidRequest("invalid_threshold", "threshold must be a number from 0 to 1")
+    return float(threshold)
+
+
+def _valid_exclude_used(exclude_used: object) -> bool:
+    if not isinstance(exclude_used, bool):
+        raise InvalidRequest("invalid_exclude_used", "exclude_used must be true or false")
+    return exclude_used
+
+
+class Recommender:
+    """Recommends hashtags for texts with one long-lived fastText process."""
+
+    def __init__(self, process: FastTextProcess):
+        self.process = process
+        self._digest_cache: tuple[tuple, str] | None = None
+
+    @classmethod
+    def from_environment(cls) -> "Recommender":
+        """Build from FASTTEXT_BINARY, MODEL_PATH and PREDICT_TIMEOUT_SECONDS (defaults: the bundled files)."""
+        process = FastTextProcess(
+            binary_path=os.environ.get("FASTTEXT_BINARY") or os.path.join(HERE, "fasttext"),
+            model_path=os.environ.get("MODEL_PATH") or os.path.join(HERE, "model.bin"),
+            k=MAX_K,
+            timeout=float(os.environ.get("PREDICT_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
+        )
+        return cls(process)
+
+    def recommend(self, request: RecommendationRequest) -> list[dict]:
+        """Return one result per text, in order, asking fastText once for the whole batch."""
+        cleaned = [clean_text(text) for text in request.texts]
+        # An empty line still gets an answer from fastText (for the end-of-sentence token
+        # alone); a text with no words gets no recommendations instead.
+        asked = [line for line in cleaned if line]
+        answers = iter(self.process.predict(asked) if asked else [])
+        return [
+            self._result(text, next(answers) if line else [], request)
+            for text, line in zip(request.texts, cleaned)
+        ]
+
+    @staticmethod
+    def _result(text: str, answer: list[tuple[str, float]], request: RecommendationRequest) -> dict:
+        used = extract_hashtags(text)
+        skip = set(used) if request.exclude_used else set()
+        recommended = []
+        for label, probability in answer:
+            hashtag = "#" + label.lower()
+            if probability < request.threshold or len(recommended) == request.k:
+                break
+            if hashtag not in skip:
+                recommended.append({"hashtag": hashtag, "probability": probability})
+        return {"hashtags_already_used": used, "hashtags_recommended": recommended}
+
+    def health(self) -> dict:
+        """Describe the deployed model and binary, and prove the process answers."""
+        model_path = self.process.model_path
+        header = read_model_header(model_path)
+        self.process.predict(["health check"])
+        return {
+            "status": "ok",
+            "model": {
+                "path": model_path,
+                "sha256": self._model_digest(),
+                "bytes": os.path.getsize(model_path),
+                "labels": header.labels,
+                "words": header.words,
+                "dim": header.dim,
+            },
+            "fasttext": {"version": FASTTEXT_VERSION, "pid": self.process.pid, "starts": self.process.starts},
+        }
+
+    def _model_digest(self) -> str:
+        """sha256 of the model file, recomputed only when the file changes."""
+        stat = os.stat(self.process.model_path)
+        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if self._digest_cache is None or self._digest_cache[0] != key:
+            digest = hashlib.sha256()
+            with open(self.process.model_path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            self._digest_cache = (key, digest.hexdigest())
+        return self._digest_cache[1]
