@@ -11,6 +11,7 @@ from training.dataset import Example, read_examples
 
 FIXTURES = Path(__file__).parent / "fixtures" / "debian"
 DATA = Path(__file__).parent.parent / "data"
+SPLITS = ["train.tsv.gz", "valid.tsv.gz"]
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,8 @@ def test_output_readable_and_byte_identical(tmp_path):
     second = build_into(tmp_path / "b")
     for name in ["train.tsv.gz", "valid.tsv.gz", "labels.txt"]:
         assert (first / name).read_bytes() == (second / name).read_bytes()
+    for name in SPLITS:
+        assert (first / name).read_bytes()[4:8] == bytes(4), "gzip mtime must be 0"
     examples = list(read_examples(first / "train.tsv.gz")) + list(read_examples(first / "valid.tsv.gz"))
     epsilon = next(e for e in examples if e.package == "epsilon")
     assert epsilon == Example("epsilon", "epsilon", ["role-shared-lib"], "Epsilon shared library Epsilon provides tab-separated helpers.")
@@ -161,8 +164,6 @@ def test_configured_mirror(tmp_path):
 
 # The committed data.
 
-SPLITS = ["train.tsv.gz", "valid.tsv.gz"]
-
 
 @pytest.fixture(scope="module")
 def committed():
@@ -172,6 +173,8 @@ def committed():
 def test_committed_files_exist():
     for name in [*SPLITS, "labels.txt", "README.md"]:
         assert (DATA / name).is_file(), name
+    for name in SPLITS:
+        assert (DATA / name).read_bytes()[4:8] == bytes(4), "gzip mtime must be 0"
 
 
 def test_committed_lines_have_four_fields():
