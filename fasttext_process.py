@@ -87,6 +87,7 @@ class FastTextProcess:
         self.k = k
         self.timeout = timeout
         self._proc: subprocess.Popen | None = None
+        self._has_answered = False
         self._lock = threading.Lock()
         self.starts = 0
 
@@ -151,6 +152,7 @@ class FastTextProcess:
         )
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             os.set_blocking(stream.fileno(), False)
+        self._has_answered = False
         self.starts += 1
         log.info("started fastText process pid %d", proc.pid)
         return proc
@@ -172,7 +174,7 @@ class FastTextProcess:
             while len(lines) < expected_lines:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise FastTextTimeout(f"fastText did not answer within {self.timeout:g} s")
+                    raise FastTextTimeout(self._timeout_reason())
                 for key, _ in sel.select(remaining):
                     if key.fileobj is proc.stdin:
                         pending = pending[self._write_some(proc, pending):]
@@ -186,7 +188,15 @@ class FastTextProcess:
                         out = bytearray(rest)
         if out or len(lines) != expected_lines:
             raise _ProcessDied("fastText answered more lines than it was asked")
+        self._has_answered = True
         return lines
+
+    def _timeout_reason(self) -> str:
+        reason = f"fastText did not answer within {self.timeout:g} s"
+        if not self._has_answered:
+            # A truncated model makes fastText 0.9.3 spin forever while loading it.
+            reason += f"; it never finished loading model {self.model_path}, which may be truncated or corrupt"
+        return reason
 
     def _write_some(self, proc: subprocess.Popen, pending: memoryview) -> int:
         try:
