@@ -1,0 +1,34 @@
+"""Named training presets: fastText `supervised` parameters and, optionally, `quantize` parameters.
+
+`train` holds `fasttext supervised` options (without the leading dash); `quantize`
+holds `fasttext quantize` options (booleans are flags), or None to ship the model
+unquantized. `-thread` and `-verbose` are set by training/train.py, not here.
+
+`default` is the winner of `python -m training.autotune` within the 10 MiB size
+budget, copied here by hand (see training/REPORT.md for the search and its table).
+"""
+
+import copy
+
+PRESETS: dict[str, dict] = {
+    # The parameters the project started from, kept for reference (unquantized, ~85 MB).
+    "seed": {
+        "description": "the seed's parameters, unquantized (reference only: far over the size budget)",
+        "train": {"lr": 1.0, "epoch": 20, "dim": 300, "wordNgrams": 2, "neg": 10, "bucket": 10000},
+        "quantize": None,
+    },
+    # Filled in from the autotune winner; see training/REPORT.md.
+    "default": {
+        "description": "best configuration found within the 10 MiB budget (see training/REPORT.md)",
+        "train": {"loss": "ova", "lr": 0.5, "epoch": 25, "dim": 100, "wordNgrams": 2, "bucket": 200000, "seed": 1},
+        "quantize": {"cutoff": 150000, "retrain": True, "qnorm": True, "epoch": 5, "lr": 0.1},
+    },
+}
+
+
+def get_preset(name: str) -> dict:
+    """A deep copy of preset `name` (so callers may override its parameters)."""
+    try:
+        return copy.deepcopy(PRESETS[name])
+    except KeyError:
+        raise SystemExit(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}") from None

@@ -1,0 +1,111 @@
+"""Human-readable outputs of a training run: the Markdown report and the precision/recall figure."""
+
+from pathlib import Path
+
+
+def _pct(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def write_pr_figure(path: Path, curve: list[dict], title: str) -> None:
+    """Precision, recall and labels per text versus the probability threshold (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    thresholds = [row["threshold"] for row in curve]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax1.plot(thresholds, [row["precision"] for row in curve], label="precision")
+    ax1.plot(thresholds, [row["recall"] for row in curve], label="recall")
+    ax1.set_xlabel("probability threshold (labels in the top 50 with p >= threshold)")
+    ax1.set_ylabel("micro average over validation")
+    ax1.set_ylim(0, 1.02)
+    ax1.grid(alpha=0.3)
+    ax1.legend()
+    ax1b = ax1.twinx()
+    ax1b.plot(thresholds, [row["labels_per_text"] for row in curve], color="grey", linestyle=":",
+              label="hashtags per text")
+    ax1b.set_ylabel("hashtags per text (dotted)")
+    ax2.plot([row["recall"] for row in curve], [row["precision"] for row in curve], marker=".")
+    ax2.set_xlabel("recall")
+    ax2.set_ylabel("precision")
+    ax2.set_xlim(0, 1.02)
+    ax2.set_ylim(0, 1.02)
+    ax2.grid(alpha=0.3)
+    ax2.set_title("precision vs recall over thresholds")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t50: list[dict],
+                 curve: list[dict], figure_name: str) -> None:
+    """The Markdown report: headline metrics, quantization cost, per-hashtag table, thresholds."""
+    m = metrics
+    final, before = m["validation"], m.get("validation_unquantized")
+    lines = [
+        f"# Model report: preset `{m['preset']}`",
+        "",
+        f"- model: `{m['model']}`, {m['model_bytes']:,} bytes ({m['model_bytes'] / 2**20:.2f} MiB), "
+        f"{m['labels']} labels, quantized: {'yes' if m['quantized'] else 'no'}",
+        f"- trained on {m['train_examples']:,} examples, evaluated on {m['valid_examples']:,} validation examples",
+        f"- training wall time: {m['training_seconds']:.1f} s "
+        f"(supervised {m['supervised_seconds']:.1f} s, quantize {m['quantize_seconds']:.1f} s)",
+        f"- fastText supervised parameters: `{' '.join(m['train_args'])}`",
+    ]
+    if m["quantized"]:
+        lines.append(f"- fastText quantize parameters: `{' '.join(m['quantize_args'])}`")
+    lines += [
+        "",
+        "## Validation metrics",
+        "",
+        "fastText's definitions: P@k = correct in top k / (k x examples); R@k = correct in top k / gold labels.",
+        "",
+        "| model | P@1 | R@1 | P@5 | R@5 | bytes |",
+        "|---|---|---|---|---|---|",
+    ]
+    if before is not None:
+        lines.append(f"| before quantization | {_pct(before['p_at_1'])} | {_pct(before['r_at_1'])} | "
+                     f"{_pct(before['p_at_5'])} | {_pct(before['r_at_5'])} | {m['unquantized_bytes']:,} |")
+    lines.append(f"| **shipped model** | **{_pct(final['p_at_1'])}** | {_pct(final['r_at_1'])} | "
+                 f"{_pct(final['p_at_5'])} | **{_pct(final['r_at_5'])}** | {m['model_bytes']:,} |")
+    if before is not None and m["quantized"]:
+        lines += [
+            "",
+            f"Quantization cost: P@1 {final['p_at_1'] - before['p_at_1']:+.3f}, "
+            f"R@5 {final['r_at_5'] - before['r_at_5']:+.3f}, for a model "
+            f"{m['unquantized_bytes'] / m['model_bytes']:.1f}x smaller.",
+        ]
+    ft = m.get("fasttext_test")
+    if ft:
+        lines += ["", f"Cross-check with `fasttext test` (it skips gold labels unknown to the model): "
+                      f"P@1 {ft['p_at_1']:.3f}, R@5 {ft['r_at_5']:.3f} (N={ft['n']})."]
+    lines += [
+        "",
+        f"## The {len(top_labels)} most frequent hashtags",
+        "",
+        "A hashtag counts as recommended when it is in the top 5 (the endpoint's default k), "
+        "at threshold 0 and at threshold 0.5.",
+        "",
+        "| hashtag | valid support | precision (top 5) | recall (top 5) | precision (p>=0.5) | recall (p>=0.5) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, row50 in zip(top_labels, top_labels_t50):
+        lines.append(f"| #{row['label']} | {row['support']} | {_pct(row['precision'])} | {_pct(row['recall'])} | "
+                     f"{_pct(row50['precision'])} | {_pct(row50['recall'])} |")
+    lines += [
+        "",
+        "## Precision and recall versus threshold",
+        "",
+        f"![precision/recall vs threshold]({figure_name})",
+        "",
+        "| threshold | precision | recall | hashtags per text |",
+        "|---|---|---|---|",
+    ]
+    for row in curve:
+        if round(row["threshold"] * 100) % 10 == 0 or row["threshold"] in (0.05, 0.15):
+            lines.append(f"| {row['threshold']:.2f} | {_pct(row['precision'])} | {_pct(row['recall'])} | "
+                         f"{row['labels_per_text']:.2f} |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,228 @@
+"""Train, quantize and evaluate the hashtag model with the bundled fastText CLI.
+
+    python -m training.train --preset default --output model.bin
+        [--pretrained-vectors FILE.vec] [--train data/train.tsv.gz --valid data/valid.tsv.gz]
+        [--set dim=10 --set epoch=2 --quantize-set cutoff=1000]
+
+Writes OUTPUT (the model) and, next to it, OUTPUT-stem.metrics.json, .report.md and .pr.png.
+Training text is cleaned with text_cleaning.clean_text, as the endpoint cleans requests.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from training import fasttext_cli as ft
+from training import metrics as mt
+from training.dataset import read_examples
+from training.presets import get_preset
+from training.report import write_pr_figure, write_report
+
+THREADS = 2
+PREDICT_K = 50  # the endpoint's MAX_K: the deepest answer callers can ask for
+TOP_LABELS = 20
+THRESHOLDS = [round(i * 0.05, 2) for i in range(0, 20)] + [0.99]
+
+
+def log(message: str) -> None:
+    print(f"[train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_value(text: str):
+    """'10' -> 10, '0.5' -> 0.5, 'true'/'false' -> bool, 'none' -> None, else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"override {item!r} must look like NAME=VALUE")
+        out[name.lstrip("-")] = parse_value(value)
+    return out
+
+
+def read_vec_dim(path: Path) -> int:
+    """The dimension from a .vec file's `<words> <dim>` header line."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline().split()
+    if len(header) != 2 or not all(h.isdigit() for h in header):
+        raise SystemExit(f"{path} is not a .vec file: its first line must be '<words> <dim>'")
+    return int(header[1])
+
+
+def output_paths(output: Path) -> dict:
+    stem = output.with_suffix("") if output.suffix else output
+    return {
+        "model": output,
+        "metrics": stem.with_name(stem.name + ".metrics.json"),
+        "report": stem.with_name(stem.name + ".report.md"),
+        "figure": stem.with_name(stem.name + ".pr.png"),
+    }
+
+
+def evaluate(binary: Path, model: Path, text_file: Path, gold: list[list[str]]) -> tuple[dict, list]:
+    """Headline metrics of `model` on the cleaned texts, and its top-PREDICT_K answers."""
+    predictions = ft.predict_prob(binary, model, text_file, PREDICT_K)
+    return mt.headline(gold, predictions), predictions
+
+
+def cross_check(binary: Path, model: Path, labelled_file: Path, gold: list[list[str]],
+                predictions: list, known: set[str]) -> dict:
+    """Compare with `fasttext test`, which ignores gold labels the model does not know."""
+    ft1 = ft.fasttext_test(binary, model, labelled_file, 1)
+    ft5 = ft.fasttext_test(binary, model, labelled_file, 5)
+    kept = [(sorted(set(g) & known), p) for g, p in zip(gold, predictions) if set(g) & known]
+    ours = mt.headline([g for g, _ in kept], [p for _, p in kept])
+    result = {"n": ft1["n"], "p_at_1": ft1["precision"], "r_at_5": ft5["recall"],
+              "python_p_at_1": ours["p_at_1"], "python_r_at_5": ours["r_at_5"]}
+    # fastText prints 3 significant digits.
+    if ft1["n"] != len(kept) or abs(ft1["precision"] - ours["p_at_1"]) > 6e-4 or abs(ft5["recall"] - ours["r_at_5"]) > 6e-4:
+        log(f"WARNING: fasttext test disagrees with the Python metrics: {result}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--output", type=Path, default=Path("model.bin"))
+    parser.add_argument("--train", type=Path, default=ft.DEFAULT_TRAIN)
+    parser.add_argument("--valid", type=Path, default=ft.DEFAULT_VALID)
+    parser.add_argument("--pretrained-vectors", type=Path,
+                        help="a .vec file for -pretrainedVectors; its dimension overrides the preset's dim")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a fastText supervised parameter of the preset (repeatable)")
+    parser.add_argument("--quantize-set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a fastText quantize parameter of the preset (repeatable)")
+    parser.add_argument("--no-quantize", action="store_true", help="ship the model unquantized")
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--build-dir", type=Path, help="keep intermediate files here (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    binary = ft.fasttext_binary()
+    preset = get_preset(args.preset)
+    params = {**preset["train"], **parse_overrides(args.set)}
+    qparams = None if args.no_quantize else preset.get("quantize")
+    if qparams is not None or args.quantize_set:
+        qparams = {**(qparams or {}), **parse_overrides(args.quantize_set)}
+    if args.pretrained_vectors:
+        dim = read_vec_dim(args.pretrained_vectors)
+        if params.get("dim") != dim:
+            log(f"--pretrained-vectors has dimension {dim}: using -dim {dim} instead of {params.get('dim')}")
+        params["dim"] = dim
+        params["pretrainedVectors"] = str(args.pretrained_vectors.resolve())
+    paths = output_paths(args.output)
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+
+    build_ctx = tempfile.TemporaryDirectory(prefix="fasttext-train-") if args.build_dir is None else None
+    build = Path(build_ctx.name) if build_ctx else args.build_dir
+    build.mkdir(parents=True, exist_ok=True)
+    try:
+        log(f"preset {args.preset!r}: supervised {' '.join(ft.params_to_args(params))}; quantize {qparams}")
+        log(f"step 1/5: writing cleaned training files into {build}")
+        train_examples = list(read_examples(args.train))
+        valid_examples = list(read_examples(args.valid))
+        train_file, valid_file, valid_text = build / "train.txt", build / "valid.txt", build / "valid.text.txt"
+        ft.write_training_file(train_examples, train_file)
+        ft.write_training_file(valid_examples, valid_file)
+        ft.write_text_file(valid_examples, valid_text)
+        gold = [ex.labels for ex in valid_examples]
+        label_counts = Counter(label for ex in train_examples for label in ex.labels)
+        log(f"  {len(train_examples)} training and {len(valid_examples)} validation examples, "
+            f"{len(label_counts)} labels in training")
+
+        log("step 2/5: fasttext supervised")
+        prefix = build / "model"
+        supervised_seconds = ft.train(binary, train_file, prefix, params, threads=args.threads)
+        unquantized = prefix.with_suffix(".bin")
+        log(f"  trained in {supervised_seconds:.1f} s: {unquantized.stat().st_size:,} bytes")
+
+        log("step 3/5: evaluating the unquantized model on validation")
+        before, predictions = evaluate(binary, unquantized, valid_text, gold)
+        log("  " + ", ".join(f"{k} {v:.4f}" for k, v in before.items()))
+
+        quantize_seconds = 0.0
+        final_model = unquantized
+        if qparams is not None:
+            log("step 4/5: fasttext quantize")
+            quantize_seconds = ft.quantize(binary, train_file, prefix, qparams, threads=args.threads)
+            final_model = prefix.with_suffix(".ftz")
+            log(f"  quantized in {quantize_seconds:.1f} s: {final_model.stat().st_size:,} bytes")
+            final, predictions = evaluate(binary, final_model, valid_text, gold)
+            log("  " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
+        else:
+            log("step 4/5: no quantization in this preset")
+            final = before
+
+        log("step 5/5: writing the model, metrics, report and figure")
+        shutil.copyfile(final_model, paths["model"])
+        check = cross_check(binary, final_model, valid_file, gold, predictions, set(label_counts))
+        training_seconds = time.monotonic() - started
+        metrics = {
+            "preset": args.preset,
+            "model": str(paths["model"]),
+            "model_bytes": paths["model"].stat().st_size,
+            "unquantized_bytes": unquantized.stat().st_size,
+            "quantized": qparams is not None,
+            "labels": len(label_counts),
+            "train_examples": len(train_examples),
+            "valid_examples": len(valid_examples),
+            "p_at_1": final["p_at_1"],
+            "p_at_5": final["p_at_5"],
+            "r_at_5": final["r_at_5"],
+            "p_at_1_unquantized": before["p_at_1"],
+            "r_at_5_unquantized": before["r_at_5"],
+            "quantization_cost_p_at_1": before["p_at_1"] - final["p_at_1"],
+            "validation": final,
+            "validation_unquantized": before,
+            "fasttext_test": check,
+            "training_seconds": training_seconds,
+            "supervised_seconds": supervised_seconds,
+            "quantize_seconds": quantize_seconds,
+            "threads": args.threads,
+            "params": params,
+            "quantize_params": qparams,
+            "train_args": ft.params_to_args(params),
+            "quantize_args": ft.params_to_args({k: v for k, v in (qparams or {}).items() if not isinstance(v, bool)})
+            + [f"-{k}" for k, v in (qparams or {}).items() if v is True],
+        }
+        paths["metrics"].write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        frequent = [label for label, _ in label_counts.most_common(TOP_LABELS)]
+        curve = mt.threshold_curve(gold, predictions, THRESHOLDS, k=PREDICT_K)
+        write_report(paths["report"], metrics,
+                     mt.per_label(gold, predictions, frequent, k=5, threshold=0.0),
+                     mt.per_label(gold, predictions, frequent, k=5, threshold=0.5),
+                     curve, paths["figure"].name)
+        write_pr_figure(paths["figure"], curve,
+                        f"preset {args.preset}: P@1 {final['p_at_1']:.3f}, R@5 {final['r_at_5']:.3f}, "
+                        f"{metrics['model_bytes'] / 2**20:.2f} MiB")
+        log(f"done in {training_seconds:.1f} s: {paths['model']} ({metrics['model_bytes']:,} bytes), "
+            f"P@1 {final['p_at_1']:.4f} (unquantized {before['p_at_1']:.4f}), P@5 {final['p_at_5']:.4f}, "
+            f"R@5 {final['r_at_5']:.4f}")
+        for key in ("metrics", "report", "figure"):
+            log(f"  wrote {paths[key]}")
+        return metrics
+    finally:
+        if build_ctx:
+            build_ctx.cleanup()
+
+
+if __name__ == "__main__":
+    main()
