@@ -25,14 +25,24 @@ class _JsonLogFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
         entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to sys.stdout as it is at each record (Lambda sends stdout to CloudWatch)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def _configure_logging() -> logging.Logger:
-    stream = logging.StreamHandler(sys.stdout)
-    stream.setFormatter(_JsonLogFormatter())
+    stdout = _StdoutHandler()
+    stdout.setFormatter(_JsonLogFormatter())
     root = logging.getLogger()
-    root.handlers = [stream]
+    root.handlers = [stdout]
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
     return logging.getLogger("tagRecommendations")
 

@@ -1,0 +1,294 @@
+"""The Lambda function called the way API Gateway and direct invocation call it, with a real tiny model."""
+
+import json
+import os
+import signal
+
+import pytest
+
+import handler
+from conftest import LambdaContext, http_event, rest_event
+from recommender import Recommender
+
+
+@pytest.fixture
+def app(lambda_env, monkeypatch):
+    """handler with a recommender built from the environment, as at a Lambda cold start."""
+    recommender = Recommender.from_environment()
+    monkeypatch.setattr(handler, "recommender", recommender)
+    yield handler
+    recommender.process.close()
+
+
+@pytest.fixture
+def logs(capsys):
+    """Read what the function logged to stdout (CloudWatch's input) as JSON lines."""
+    capsys.readouterr()
+    return lambda: [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def call(app, event):
+    response = app.tagRecommendations(event, LambdaContext())
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert response["headers"]["Access-Control-Allow-Origin"] == "*"
+    return response["statusCode"], json.loads(response["body"])
+
+
+def assert_error(status, body, expected_status, code):
+    assert status == expected_status, body
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert body["error"]["request_id"] == LambdaContext().aws_request_id
+
+
+@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+def test_recommends_for_one_text(app, make_event):
+    status, body = call(app, make_event({"text": "My #Python script needs a pip module #python"}))
+    assert status == 200
+    assert body["hashtags_already_used"] == ["#python"]
+    recommended = body["hashtags_recommended"]
+    assert recommended[0]["hashtag"] == "#python"
+    assert len(recommended) == 4  # k=5 by default, the tiny model has 4 labels
+    probabilities = [r["probability"] for r in recommended]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(0 <= p <= 1 for p in probabilities)
+    assert all(r["hashtag"].startswith("#") and "__label__" not in r["hashtag"] for r in recommended)
+
+
+def test_direct_invocation_takes_the_request_object_itself(app):
+    status, body = call(app, {"text": "sound music player"})
+    assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#audio"
+
+
+@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+def test_base64_body(app, make_event):
+    status, body = call(app, make_event({"text": "http server browser"}, base64_encoded=True))
+    assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#web"
+
+
+def test_form_encoded_content_type_is_still_read_as_json(app):
+    event = rest_event('{"text": "compiler library header"}')
+    assert event["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    status, body = call(app, event)
+    assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#cpp"
+
+
+def test_batch_answers_in_input_order_in_one_round_trip(app, monkeypatch):
+    texts = ["http server browser", "python pip module", "!!!", "sound music mixer", "compiler linker"]
+    rounds = []
+    real_predict = app.recommender.process.predict
+    monkeypatch.setattr(app.recommender.process, "predict", lambda lines: rounds.append(lines) or real_predict(lines))
+    status, body = call(app, rest_event({"texts": texts, "k": 1}))
+    assert status == 200
+    tops = [r["hashtags_recommended"][0]["hashtag"] if r["hashtags_recommended"] else None for r in body["results"]]
+    assert tops == ["#web", "#python", None, "#audio", "#cpp"]
+    assert len(rounds) == 1 and len(rounds[0]) == 4
+
+
+def test_batch_results_equal_single_results(app):
+    texts = ["http server python", "mp3 player compiler", "#audio proxy website"]
+    _, batch = call(app, rest_event({"texts": texts, "k": 3}))
+    singles = [call(app, rest_event({"text": t, "k": 3}))[1] for t in texts]
+    assert batch["results"] == singles
+
+
+def test_k_and_threshold(app):
+    _, body = call(app, rest_event({"text": "python pip http server", "k": 2}))
+    assert len(body["hashtags_recommended"]) == 2
+    _, body = call(app, rest_event({"text": "python pip http server", "threshold": 0.5}))
+    assert body["hashtags_recommended"] and all(r["probability"] >= 0.5 for r in body["hashtags_recommended"])
+    _, body = call(app, rest_event({"text": "python pip module", "threshold": 1}))
+    assert all(r["probability"] == 1.0 for r in body["hashtags_recommended"])
+
+
+def test_exclude_used_leaves_out_used_hashtags_but_still_returns_k(app):
+    text = "python pip module #python"
+    _, with_used = call(app, rest_event({"text": text, "k": 3}))
+    _, without = call(app, rest_event({"text": text, "k": 3, "exclude_used": True}))
+    assert "#python" in [r["hashtag"] for r in with_used["hashtags_recommended"]]
+    hashtags = [r["hashtag"] for r in without["hashtags_recommended"]]
+    assert "#python" not in hashtags and len(hashtags) == 3
+
+
+def test_recommended_hashtag_pasted_back_is_recognised_as_used(app):
+    _, first = call(app, rest_event({"text": "sound music player"}))
+    top = first["hashtags_recommended"][0]["hashtag"]
+    _, second = call(app, rest_event({"text": f"sound music player {top}"}))
+    assert second["hashtags_already_used"] == [top]
+
+
+def test_text_full_of_newlines_cannot_desynchronise_later_requests(app):
+    _, expected = call(app, rest_event({"text": "compiler library header"}))
+    status, _ = call(app, rest_event({"text": "python\n" * 500 + "\r\n__label__web\n-k 9\n"}))
+    assert status == 200
+    _, after = call(app, rest_event({"text": "compiler library header"}))
+    assert after == expected
+
+
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ("{not json", 400, "invalid_json"),
+        ('{"text": "a"', 400, "invalid_json"),
+        ('{"text": NaN}', 400, "invalid_json"),
+        ('{"text": "a", "k": 1' + "0" * 5000 + "}", 400, "invalid_json"),
+        ("[" * 100_000, 400, "invalid_json"),
+        ('"just a string"', 400, "invalid_body"),
+        ("[1, 2]", 400, "invalid_body"),
+        ("null", 400, "invalid_body"),
+        ("{}", 400, "missing_text"),
+        ('{"text": "a", "texts": ["b"]}', 400, "missing_text"),
+        ('{"text": ""}', 400, "empty_text"),
+        ('{"text": "  \\n\\t "}', 400, "empty_text"),
+        ('{"text": 42}', 400, "invalid_text"),
+        ('{"text": null}', 400, "invalid_text"),
+        ('{"text": ["a"]}', 400, "invalid_text"),
+        ('{"texts": "a"}', 400, "invalid_texts"),
+        ('{"texts": []}', 400, "invalid_texts"),
+        ('{"texts": ["a", 1]}', 400, "invalid_text"),
+        ('{"texts": ["a", ""]}', 400, "empty_text"),
+        ('{"text": "a", "k": 0}', 400, "invalid_k"),
+        ('{"text": "a", "k": 51}', 400, "invalid_k"),
+        ('{"text": "a", "k": 2.5}', 400, "invalid_k"),
+        ('{"text": "a", "k": "5"}', 400, "invalid_k"),
+        ('{"text": "a", "k": true}', 400, "invalid_k"),
+        ('{"text": "a", "threshold": -0.1}', 400, "invalid_threshold"),
+        ('{"text": "a", "threshold": 1.5}', 400, "invalid_threshold"),
+        ('{"text": "a", "threshold": "0.5"}', 400, "invalid_threshold"),
+        ('{"text": "a", "threshold": 1e999}', 400, "invalid_threshold"),
+        ('{"text": "a", "threshold": false}', 400, "invalid_threshold"),
+        ('{"text": "a", "exclude_used": "yes"}', 400, "invalid_exclude_used"),
+        ('{"text": "a", "exclude_used": 1}', 400, "invalid_exclude_used"),
+        ('{"text": "a", "lang": "en"}', 400, "unknown_field"),
+        ('{"text": "' + "a" * 20_001 + '"}', 413, "text_too_long"),
+        ('{"texts": ["b", "' + "a" * 20_001 + '"]}', 413, "text_too_long"),
+        ('{"text": "' + "a " * 140_000 + '"}', 413, "body_too_large"),
+    ],
+)
+def test_bad_requests_get_clear_json_errors(app, body, status, code):
+    got_status, got = call(app, rest_event(body))
+    assert_error(got_status, got, status, code)
+
+
+def test_too_many_texts(app):
+    status, body = call(app, rest_event({"texts": ["python"] * 101}))
+    assert_error(status, body, 400, "invalid_texts")
+    assert "1 to 100" in body["error"]["message"]
+
+
+def test_unknown_field_is_named(app):
+    _, body = call(app, rest_event({"text": "a", "lang": "en"}))
+    assert "'lang'" in body["error"]["message"]
+
+
+def test_limits_are_exactly_at_the_documented_sizes(app):
+    status, _ = call(app, rest_event({"text": "a" * 20_000}))
+    assert status == 200
+    status, _ = call(app, rest_event({"texts": ["python"] * 100}))
+    assert status == 200
+
+
+@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+def test_missing_or_null_body(app, make_event):
+    event = make_event(None)
+    assert_error(*call(app, event), 400, "missing_body")
+    del event["body"]
+    assert_error(*call(app, event), 400, "missing_body")
+
+
+def test_invalid_base64(app):
+    event = rest_event("not base64!!")
+    event["isBase64Encoded"] = True
+    assert_error(*call(app, event), 400, "invalid_base64")
+
+
+def test_base64_of_invalid_utf8(app):
+    assert_error(*call(app, rest_event(b"\xff\xfe{\x00", base64_encoded=True)), 400, "invalid_json")
+
+
+def test_direct_invocation_of_a_non_object(app):
+    assert_error(*call(app, "just text"), 400, "invalid_body")
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "GET"])
+def test_other_methods_are_not_allowed(app, method):
+    assert_error(*call(app, rest_event({"text": "a"}, method=method)), 405, "method_not_allowed")
+
+
+def test_missing_model_gives_503_then_recovers(app, tmp_path, monkeypatch, tiny_model):
+    model = tmp_path / "model.bin"
+    monkeypatch.setattr(app.recommender.process, "model_path", str(model))
+    status, body = call(app, rest_event({"text": "python"}))
+    assert_error(status, body, 503, "model_unavailable")
+    assert str(model) in body["error"]["message"]
+    model.write_bytes(tiny_model.read_bytes())
+    assert call(app, rest_event({"text": "python"}))[0] == 200
+
+
+def test_missing_binary_gives_503(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(app.recommender.process, "binary_path", str(tmp_path / "fasttext"))
+    status, body = call(app, rest_event({"text": "python"}))
+    assert_error(status, body, 503, "model_unavailable")
+    assert "fastText binary" in body["error"]["message"]
+
+
+def test_hung_fasttext_gives_503_within_the_timeout_then_recovers(app, monkeypatch):
+    monkeypatch.setattr(app.recommender.process, "timeout", 0.5)
+    assert call(app, rest_event({"text": "python"}))[0] == 200
+    os.kill(app.recommender.process.pid, signal.SIGSTOP)
+    status, body = call(app, rest_event({"text": "python"}))
+    assert_error(status, body, 503, "model_unavailable")
+    assert "did not answer within 0.5 s" in body["error"]["message"]
+    assert call(app, rest_event({"text": "python"}))[0] == 200
+
+
+def test_unexpected_error_gives_500_with_request_id_and_no_trace(app, monkeypatch, logs):
+    def explode(request):
+        raise RuntimeError("secret internal detail at /var/task/recommender.py")
+
+    monkeypatch.setattr(app.recommender, "recommend", explode)
+    status, body = call(app, rest_event({"text": "python"}))
+    assert_error(status, body, 500, "internal_error")
+    assert "secret" not in json.dumps(body) and "Traceback" not in json.dumps(body)
+    logged = logs()
+    assert "secret internal detail" in logged[0]["exception"]  # the log keeps what the caller must not see
+    assert logged[0]["request_id"] == body["error"]["request_id"]
+
+
+def test_health_describes_model_and_binary(app, tiny_model):
+    status, body = call(app, rest_event(None, method="GET", path="/health"))
+    assert status == 200 and body["status"] == "ok"
+    assert body["model"]["labels"] == 4
+    assert body["model"]["bytes"] == tiny_model.stat().st_size
+    assert len(body["model"]["sha256"]) == 64
+    assert body["fasttext"]["version"] == "0.9.3"
+    status, body_v2 = call(app, http_event(None, method="GET", path="/health"))
+    assert status == 200 and body_v2["model"] == body["model"]
+
+
+def test_health_reports_503_when_model_is_missing(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(app.recommender.process, "model_path", str(tmp_path / "gone.bin"))
+    assert_error(*call(app, rest_event(None, method="GET", path="/health")), 503, "model_unavailable")
+
+
+def test_one_structured_log_line_per_request_without_the_text(app, logs):
+    call(app, rest_event({"texts": ["a secret python text", "another"]}))
+    lines = logs()
+    requests = [line for line in lines if line["message"] == "request"]
+    assert len(requests) == 1
+    entry = requests[0]
+    assert entry["request_id"] == LambdaContext().aws_request_id
+    assert entry["status"] == 200 and entry["texts"] == 2 and entry["latency_ms"] >= 0
+    assert "secret" not in json.dumps(lines)
+
+
+def test_request_text_is_logged_only_when_asked(app, logs, monkeypatch):
+    monkeypatch.setattr(app, "LOG_REQUEST_TEXT", True)
+    call(app, rest_event({"text": "a debug python text"}))
+    assert logs()[-1]["request_texts"] == ["a debug python text"]
+
+
+def test_request_id_falls_back_to_the_event(app):
+    response = app.tagRecommendations(rest_event("{bad"), None)
+    assert json.loads(response["body"])["error"]["request_id"] == "5b7a3a0e-8f2b-4c5e-9d1a-2f3b4c5d6e7f"
