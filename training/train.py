@@ -119,9 +119,11 @@ def main(argv: list[str] | None = None) -> dict:
     binary = ft.fasttext_binary()
     preset = get_preset(args.preset)
     params = {**preset["train"], **parse_overrides(args.set)}
-    qparams = None if args.no_quantize else preset.get("quantize")
-    if qparams is not None or args.quantize_set:
+    qparams = preset.get("quantize")
+    if args.quantize_set:
         qparams = {**(qparams or {}), **parse_overrides(args.quantize_set)}
+    if args.no_quantize:
+        qparams = None
     if args.pretrained_vectors:
         dim = read_vec_dim(args.pretrained_vectors)
         if params.get("dim") != dim:

@@ -1,0 +1,288 @@
+"""Tests of the training pipeline (tiny generated data; the full dataset is only sampled for cleaning parity)."""
+
+import gzip
+import itertools
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fasttext_process import FastTextProcess, read_model_header
+from recommender import RecommendationRequest, Recommender
+from text_cleaning import clean_text
+from training import evaluate as ev
+from training import fasttext_cli as ft
+from training import metrics as mt
+from training import train as tr
+from training.dataset import Example, read_examples
+from training.presets import PRESETS, get_preset
+
+ROOT = Path(__file__).resolve().parent.parent
+VALID = ROOT / "data" / "valid.tsv.gz"
+
+TOPICS = {
+    "implemented-in-python": "Python script interpreter module pip virtualenv",
+    "implemented-in-cpp": "a C++ compiler library header template linker",
+    "works-with-audio": "sound <b>music</b> player MP3 audio mixer",
+    "web-server": "HTTP server browser HTML website proxy &amp; cache",
+}
+# Texts that stress the cleaning: HTML, entities, underscores, a would-be label, control characters, Unicode.
+AWKWARD = [
+    "Fancy __label__spam injection\tattempt_with_underscores",
+    "Über-fast C++/C# &lt;tool&gt; for .NET\r\nand\x00 friends",
+    "<p>Line one</p>\u2028line two \u00a0 non-breaking",
+    "ｆｕｌｌｗｉｄｔｈ and emoji 🎵 and 日本語",
+]
+
+
+class RecordingProcess:
+    """Stands in for FastTextProcess: records the lines the recommender asks, answers a fixed label."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    def predict(self, lines):
+        self.asked.extend(lines)
+        return [[("x", 0.5)] for _ in lines]
+
+
+def endpoint_lines(texts: list[str]) -> list[str]:
+    """The lines the endpoint would send fastText for `texts` (through the real Recommender)."""
+    process = RecordingProcess()
+    Recommender(process).recommend(RecommendationRequest(texts=texts, batch=True))
+    return process.asked
+
+
+def write_dataset(path: Path, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    names = sorted(TOPICS)
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for i in range(n):
+            labels = sorted(rng.sample(names, 2))
+            words = (TOPICS[labels[0]] + " " + TOPICS[labels[1]]).split()
+            rng.shuffle(words)
+            text = " ".join(words[:8])
+            if i < len(AWKWARD):
+                text += " " + AWKWARD[i].replace("\t", " ").replace("\n", " ").replace("\r", " ")
+            f.write(f"pkg{i}\tsrc{i}\t{' '.join(labels)}\t{text}\n")
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("tiny_dataset")
+    write_dataset(d / "train.tsv.gz", 400, seed=1)
+    write_dataset(d / "valid.tsv.gz", 80, seed=2)
+    return {"train": d / "train.tsv.gz", "valid": d / "valid.tsv.gz"}
+
+
+TINY_OVERRIDES = ["--set", "dim=8", "--set", "epoch=5", "--set", "bucket=2000", "--set", "lr=0.5",
+                  "--quantize-set", "cutoff=300", "--quantize-set", "epoch=1", "--threads", "1"]
+
+
+def run_train(tiny_dataset, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Run the real CLI entry point, `python -m training.train`, on the tiny dataset."""
+    cmd = [sys.executable, "-m", "training.train", "--preset", "default", "--output", str(out),
+           "--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]), *TINY_OVERRIDES, *extra]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, fasttext_binary, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("trained")
+    result = run_train(tiny_dataset, out / "tiny.bin", "--build-dir", str(out / "build"))
+    return {"dir": out, "model": out / "tiny.bin", "build": out / "build", "stderr": result.stderr,
+            "metrics": json.loads((out / "tiny.metrics.json").read_text())}
+
+
+# --- cleaning parity: training lines == __label__... + what the endpoint sends ---------------------------
+
+
+def sampled_valid_examples(n: int = 300) -> list[Example]:
+    examples = list(read_examples(VALID))
+    return random.Random(0).sample(examples, n) + [Example("awkward", "awkward", ["x-y"], t) for t in AWKWARD]
+
+
+def test_recommender_sends_clean_text():
+    texts = ["A tiny C++ library to parse <b>JSON</b> files!", "  ", *AWKWARD]
+    assert endpoint_lines(texts) == [clean_text(t) for t in texts if clean_text(t)]
+    assert endpoint_lines(["Hello, World"]) == ["hello world"]
+
+
+def test_training_lines_match_endpoint_cleaning_on_real_data(tmp_path):
+    examples = sampled_valid_examples()
+    path = tmp_path / "train.txt"
+    assert ft.write_training_file(examples, path) == len(examples)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines.pop() == ""
+    assert len(lines) == len(examples)
+    sent = endpoint_lines([ex.text for ex in examples])
+    assert len(sent) == len(examples)  # no sampled text cleans to nothing
+    for line, example, endpoint_line in zip(lines, examples, sent):
+        prefix = " ".join("__label__" + label for label in example.labels) + " "
+        assert line == prefix + endpoint_line
+        text_part = line[len(prefix):]
+        assert "__label__" not in text_part and "\t" not in text_part and "\r" not in text_part
+        assert text_part.split(" ") == text_part.split()
+
+
+def test_cli_training_file_matches_endpoint(trained, tiny_dataset):
+    """The file the real entry point trained on holds exactly the endpoint's lines."""
+    examples = list(read_examples(tiny_dataset["train"]))
+    lines = (trained["build"] / "train.txt").read_text(encoding="utf-8").splitlines()
+    sent = endpoint_lines([ex.text for ex in examples])
+    assert lines == [" ".join("__label__" + l for l in ex.labels) + " " + s for ex, s in zip(examples, sent)]
+    valid_text = (trained["build"] / "valid.text.txt").read_text(encoding="utf-8").splitlines()
+    assert valid_text == endpoint_lines([ex.text for ex in read_examples(tiny_dataset["valid"])])
+
+
+# --- metrics -------------------------------------------------------------------------------------------
+
+
+def test_metrics_follow_fasttext_definitions():
+    gold = [["a", "b"], ["c"], ["a", "d", "e"]]
+    predictions = [
+        [("a", 0.9), ("c", 0.5), ("b", 0.4)],
+        [("b", 0.8), ("c", 0.7)],
+        [("e", 0.6), ("a", 0.5), ("x", 0.1)],
+    ]
+    one = mt.at_k(gold, predictions, 1)
+    assert one["precision"] == pytest.approx(2 / 3)
+    assert one["recall"] == pytest.approx(2 / 6)
+    five = mt.at_k(gold, predictions, 5)
+    assert five["precision"] == pytest.approx(5 / 15)
+    assert five["recall"] == pytest.approx(5 / 6)
+    rows = {r["label"]: r for r in mt.per_label(gold, predictions, ["a", "c", "z"], k=5, threshold=0.5)}
+    assert rows["a"]["precision"] == 1.0 and rows["a"]["recall"] == 1.0
+    assert rows["c"]["predicted"] == 2 and rows["c"]["precision"] == 0.5
+    assert rows["z"]["support"] == 0 and rows["z"]["recall"] == 0.0
+    curve = mt.threshold_curve(gold, predictions, [0.0, 0.55, 0.95])
+    assert curve[0]["recall"] == pytest.approx(5 / 6) and curve[0]["labels_per_text"] == pytest.approx(8 / 3)
+    assert curve[1]["precision"] == pytest.approx(3 / 4)
+    assert curve[2]["recall"] == 0.0
+    with pytest.raises(ValueError):
+        mt.at_k(gold, predictions[:2], 1)
+
+
+# --- the real entry point, end to end --------------------------------------------------------------------
+
+
+def test_end_to_end_outputs(trained, fasttext_binary):
+    m = trained["metrics"]
+    model = trained["model"]
+    assert model.is_file() and m["model_bytes"] == model.stat().st_size
+    assert m["quantized"] is True and m["model_bytes"] < m["unquantized_bytes"]
+    for key in ("p_at_1", "p_at_5", "r_at_5", "p_at_1_unquantized", "training_seconds", "labels", "params",
+                "quantize_params", "quantization_cost_p_at_1", "fasttext_test"):
+        assert key in m, key
+    for key in ("p_at_1", "p_at_5", "r_at_5", "p_at_1_unquantized"):
+        assert 0.0 <= m[key] <= 1.0
+    # Two labels per text out of four: a working model ranks both first.
+    assert m["p_at_1"] >= 0.9 and m["r_at_5"] == pytest.approx(1.0)
+    assert m["p_at_5"] == pytest.approx(2 / 5)
+    assert m["labels"] == 4 and m["train_examples"] == 400 and m["valid_examples"] == 80
+    assert m["params"]["dim"] == 8 and m["params"]["epoch"] == 5
+    assert m["quantize_params"]["cutoff"] == 300 and m["quantize_params"]["retrain"] is True
+    assert m["training_seconds"] > 0
+    # Python metrics agree with `fasttext test` (printed with 3 significant digits).
+    assert m["fasttext_test"]["p_at_1"] == pytest.approx(m["fasttext_test"]["python_p_at_1"], abs=6e-4)
+    assert m["fasttext_test"]["r_at_5"] == pytest.approx(m["fasttext_test"]["python_r_at_5"], abs=6e-4)
+    # The shipped file is a model the runtime can load and ask.
+    assert read_model_header(str(model)).dim == 8
+    process = FastTextProcess(str(fasttext_binary), str(model), k=2, timeout=10)
+    try:
+        [answer] = process.predict([clean_text("an MP3 music player with a mixer")])
+    finally:
+        process.close()
+    assert answer[0][0] == "works-with-audio"
+    assert "step 2/5: fasttext supervised" in trained["stderr"] and "Progress:" in trained["stderr"]
+
+
+def test_end_to_end_report_and_figure(trained):
+    report = (trained["dir"] / "tiny.report.md").read_text()
+    m = trained["metrics"]
+    assert f"**{m['p_at_1']:.3f}**" in report
+    assert "before quantization" in report and "Quantization cost" in report
+    for label in TOPICS:
+        assert f"#{label}" in report
+    assert "tiny.pr.png" in report
+    png = (trained["dir"] / "tiny.pr.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_pretrained_vectors(tiny_dataset, tmp_path, fasttext_binary):
+    words = sorted({w for ex in read_examples(tiny_dataset["train"]) for w in clean_text(ex.text).split()})
+    rng = random.Random(5)
+    vec = tmp_path / "tiny.vec"
+    with open(vec, "w") as f:
+        f.write(f"{len(words)} 6\n")
+        for w in words:
+            f.write(w + " " + " ".join(f"{rng.uniform(-0.1, 0.1):.4f}" for _ in range(6)) + "\n")
+    result = run_train(tiny_dataset, tmp_path / "pre.bin", "--pretrained-vectors", str(vec))
+    m = json.loads((tmp_path / "pre.metrics.json").read_text())
+    assert m["params"]["dim"] == 6  # the preset's (overridden) dim 8 gives way to the .vec's
+    assert m["params"]["pretrainedVectors"] == str(vec.resolve())
+    assert "-pretrainedVectors" in m["train_args"]
+    assert read_model_header(str(tmp_path / "pre.bin")).dim == 6
+    assert "using -dim 6 instead of 8" in result.stderr
+    assert m["p_at_1"] >= 0.9
+
+
+def test_bad_vec_file_is_refused(tmp_path):
+    bad = tmp_path / "bad.vec"
+    bad.write_text("hello 0.1 0.2\n")
+    with pytest.raises(SystemExit, match="not a .vec file"):
+        tr.read_vec_dim(bad)
+
+
+def test_no_quantize_ships_unquantized(tiny_dataset, tmp_path):
+    run_train(tiny_dataset, tmp_path / "plain.bin", "--no-quantize")
+    m = json.loads((tmp_path / "plain.metrics.json").read_text())
+    assert m["quantized"] is False and m["model_bytes"] == m["unquantized_bytes"]
+    assert m["p_at_1"] == m["p_at_1_unquantized"]
+
+
+# --- presets, options ------------------------------------------------------------------------------------
+
+
+def test_presets():
+    assert PRESETS["seed"]["train"] == {"lr": 1.0, "epoch": 20, "dim": 300, "wordNgrams": 2, "neg": 10, "bucket": 10000}
+    assert PRESETS["seed"]["quantize"] is None
+    default = get_preset("default")
+    q = default["quantize"]
+    assert q is not None and q["qnorm"] is True and q["cutoff"] > 0
+    # Quantized input rows cost dim/dsub bytes (+1 with qnorm): keep well inside 10 MiB.
+    assert q["cutoff"] * (default["train"]["dim"] // q.get("dsub", 2) + 1) < 9 * 2**20
+    default["train"]["dim"] = 1
+    assert get_preset("default")["train"]["dim"] != 1  # callers get a copy
+    with pytest.raises(SystemExit, match="unknown preset"):
+        get_preset("nope")
+
+
+def test_overrides_and_output_paths():
+    assert tr.parse_overrides(["dim=8", "lr=0.5", "loss=ova", "-retrain=true", "x=none"]) == {
+        "dim": 8, "lr": 0.5, "loss": "ova", "retrain": True, "x": None}
+    with pytest.raises(SystemExit):
+        tr.parse_overrides(["dim"])
+    paths = tr.output_paths(Path("out/model.bin"))
+    assert paths["metrics"] == Path("out/model.metrics.json")
+    assert paths["report"] == Path("out/model.report.md") and paths["figure"] == Path("out/model.pr.png")
+    assert ft.params_to_args({"lr": 0.5, "x": None, "loss": "ova"}) == ["-lr", "0.5", "-loss", "ova"]
+
+
+# --- evaluate.py ------------------------------------------------------------------------------------------
+
+
+def test_evaluate_with_baseline(trained, tiny_dataset, capsys):
+    rows = ev.main(["--model", str(trained["model"]), "--valid", str(tiny_dataset["valid"]),
+                    "--train", str(tiny_dataset["train"]), "--baseline"])
+    fasttext_row, baseline_row = rows.values()
+    assert fasttext_row["p_at_1"] == pytest.approx(trained["metrics"]["p_at_1"])
+    assert fasttext_row["r_at_5"] == pytest.approx(trained["metrics"]["r_at_5"])
+    assert baseline_row["p_at_1"] >= 0.9
+    out = capsys.readouterr().out
+    assert "TF-IDF" in out and "P@1" in out and "R@5" in out
