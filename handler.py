@@ -14,6 +14,7 @@ import time
 import uuid
 
 from fasttext_process import FastTextError
+from model_source import ModelSourceError
 from recommender import InvalidRequest, Recommender, parse_request
 
 MAX_BODY_BYTES = 256 * 1024
@@ -66,7 +67,7 @@ def tagRecommendations(event, context):
             status, body = 200, ({"results": results} if request.batch else results[0])
     except InvalidRequest as e:
         status, body = e.status, _error(e.code, e.message, request_id)
-    except FastTextError as e:
+    except (FastTextError, ModelSourceError) as e:
         log.error("fastText unavailable", extra={"fields": {"request_id": request_id, "reason": str(e)}})
         status, body = 503, _error("model_unavailable", f"the model cannot answer right now: {e}", request_id)
     except Exception:

@@ -1,11 +1,11 @@
 """Hashtag recommendations: request validation, cleaning, and fastText's answers shaped for callers."""
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass
 
 from fasttext_process import FASTTEXT_VERSION, FastTextProcess, read_model_header
+from model_source import BundledModel, S3Model, file_sha256, model_from_environment
 from text_cleaning import clean_text, extract_hashtags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,20 +107,26 @@ def _valid_exclude_used(exclude_used: object) -> bool:
 class Recommender:
     """Recommends hashtags for texts with one long-lived fastText process."""
 
-    def __init__(self, process: FastTextProcess):
+    def __init__(self, process: FastTextProcess, model: BundledModel | S3Model | None = None):
         self.process = process
+        self.model = model or BundledModel(process.model_path)
         self._digest_cache: tuple[tuple, str] | None = None
 
     @classmethod
     def from_environment(cls) -> "Recommender":
-        """Build from FASTTEXT_BINARY, MODEL_PATH and PREDICT_TIMEOUT_SECONDS (defaults: the bundled files)."""
+        """Build from the environment; nothing is started or downloaded until the first request.
+
+        FASTTEXT_BINARY, PREDICT_TIMEOUT_SECONDS, and MODEL_PATH or MODEL_S3_URI (+ MODEL_SHA256);
+        by default the fasttext binary and model.bin bundled next to this file.
+        """
+        model = model_from_environment(os.path.join(HERE, "model.bin"))
         process = FastTextProcess(
             binary_path=os.environ.get("FASTTEXT_BINARY") or os.path.join(HERE, "fasttext"),
-            model_path=os.environ.get("MODEL_PATH") or os.path.join(HERE, "model.bin"),
+            model_path=model.path,
             k=MAX_K,
             timeout=float(os.environ.get("PREDICT_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
         )
-        return cls(process)
+        return cls(process, model)
 
     def recommend(self, request: RecommendationRequest) -> list[dict]:
         """Return one result per text, in order, asking fastText once for the whole batch."""
@@ -128,6 +134,8 @@ class Recommender:
         # An empty line still gets an answer from fastText (for the end-of-sentence token
         # alone); a text with no words gets no recommendations instead.
         asked = [line for line in cleaned if line]
+        if asked:
+            self.model.local_path()
         answers = iter(self.process.predict(asked) if asked else [])
         return [
             self._result(text, next(answers) if line else [], request)
@@ -149,12 +157,14 @@ class Recommender:
 
     def health(self) -> dict:
         """Describe the deployed model and binary, and prove the process answers."""
+        self.model.local_path()
         model_path = self.process.model_path
         header = read_model_header(model_path)
         self.process.predict(["health check"])
         return {
             "status": "ok",
             "model": {
+                **self.model.describe(),
                 "path": model_path,
                 "sha256": self._model_digest(),
                 "bytes": os.path.getsize(model_path),
@@ -170,9 +180,5 @@ class Recommender:
         stat = os.stat(self.process.model_path)
         key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         if self._digest_cache is None or self._digest_cache[0] != key:
-            digest = hashlib.sha256()
-            with open(self.process.model_path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            self._digest_cache = (key, digest.hexdigest())
+            self._digest_cache = (key, file_sha256(self.process.model_path))
         return self._digest_cache[1]

@@ -1,0 +1,114 @@
+"""Where the model comes from: the model.bin bundled in the package, or an S3 object.
+
+A model too large for a Lambda zip lives in S3 (MODEL_S3_URI=s3://bucket/key). It is
+downloaded once per container into Lambda's writable /tmp, atomically (temporary
+name, then rename) and checked against MODEL_SHA256 when given, so a failed or
+partial download can never be served.
+"""
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+
+class ModelSourceError(Exception):
+    """The model could not be fetched or verified; the message says what is wrong."""
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class BundledModel:
+    """The model.bin shipped in the deployment package (or any local path)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def local_path(self) -> str:
+        return self.path
+
+    def describe(self) -> dict:
+        return {"source": "bundled", "path": self.path}
+
+
+class S3Model:
+    """A model in S3, fetched on first use into `directory` and reused while the container lives."""
+
+    def __init__(self, uri: str, expected_sha256: str | None = None, directory: str = "/tmp"):
+        self.uri = uri
+        self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
+        self.path = os.path.join(directory, "model-" + hashlib.sha256(uri.encode()).hexdigest()[:16] + ".bin")
+        self.downloads = 0
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def local_path(self) -> str:
+        with self._lock:
+            if not self._ready:
+                self._download()
+                self._ready = True
+        return self.path
+
+    def describe(self) -> dict:
+        return {"source": self.uri, "path": self.path, "expected_sha256": self.expected_sha256}
+
+    def _download(self) -> None:
+        import boto3  # only needed for S3 models, and part of the Lambda Python runtime
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        parsed = urlparse(self.uri)
+        if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+            raise ModelSourceError(f"MODEL_S3_URI must look like s3://bucket/key, not {self.uri!r}")
+        directory = os.path.dirname(self.path)
+        fd, partial = tempfile.mkstemp(dir=directory, prefix=".model-", suffix=".partial")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                boto3.client("s3").download_fileobj(parsed.netloc, parsed.path.lstrip("/"), f)
+            self._verify(partial)
+            os.replace(partial, self.path)
+        except ClientError as e:
+            raise ModelSourceError(self._client_error_message(e)) from None
+        except BotoCoreError as e:
+            raise ModelSourceError(f"model {self.uri} could not be downloaded: {e}") from None
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+        self.downloads += 1
+        log.info("downloaded model %s to %s", self.uri, self.path)
+
+    def _verify(self, path: str) -> None:
+        if self.expected_sha256 is None:
+            return
+        actual = file_sha256(path)
+        if actual != self.expected_sha256:
+            log.error("model %s has sha256 %s, expected %s", self.uri, actual, self.expected_sha256)
+            raise ModelSourceError(
+                f"model {self.uri} failed its checksum: sha256 {actual}, MODEL_SHA256 says {self.expected_sha256}"
+            )
+
+    def _client_error_message(self, error) -> str:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        log.error("model %s could not be downloaded: %s", self.uri, code)
+        if code in {"404", "NoSuchKey", "NoSuchBucket"}:
+            return f"model {self.uri} does not exist"
+        if code in {"403", "AccessDenied"}:
+            return f"reading model {self.uri} was denied; the function's role needs s3:GetObject on it"
+        return f"model {self.uri} could not be downloaded ({code or 'unknown error'})"
+
+
+def model_from_environment(bundled_path: str) -> BundledModel | S3Model:
+    """S3Model when MODEL_S3_URI is set, else the bundled model at MODEL_PATH or `bundled_path`."""
+    uri = os.environ.get("MODEL_S3_URI")
+    if uri:
+        return S3Model(uri, os.environ.get("MODEL_SHA256"), os.environ.get("MODEL_DOWNLOAD_DIR") or "/tmp")
+    return BundledModel(os.environ.get("MODEL_PATH") or bundled_path)

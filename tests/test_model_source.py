@@ -1,0 +1,137 @@
+"""A model kept in S3, with moto standing in for AWS; the fastText side is real."""
+
+import hashlib
+import json
+import os
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core import set_initial_no_auth_action_count
+
+import handler
+from conftest import LambdaContext, rest_event
+from model_source import BundledModel, ModelSourceError, S3Model, model_from_environment
+from recommender import Recommender
+
+BUCKET, KEY = "tag-models", "models/debtags.bin"
+URI = f"s3://{BUCKET}/{KEY}"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield boto3.client("s3")
+
+
+@pytest.fixture
+def uploaded(aws, tiny_model):
+    aws.put_object(Bucket=BUCKET, Key=KEY, Body=tiny_model.read_bytes())
+    return hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def s3_app(monkeypatch, tmp_path, fasttext_binary):
+    """The handler as a cold start with MODEL_S3_URI set builds it."""
+    monkeypatch.delenv("MODEL_PATH", raising=False)
+    monkeypatch.setenv("MODEL_S3_URI", URI)
+    monkeypatch.setenv("MODEL_DOWNLOAD_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTTEXT_BINARY", str(fasttext_binary))
+    recommender = Recommender.from_environment()
+    monkeypatch.setattr(handler, "recommender", recommender)
+    yield handler
+    recommender.process.close()
+
+
+def call(app, event):
+    response = app.tagRecommendations(event, LambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def leftovers(directory):
+    return [name for name in os.listdir(directory) if name.endswith(".partial")]
+
+
+def test_downloads_once_and_serves_from_tmp(uploaded, tmp_path, tiny_model):
+    model = S3Model(URI, uploaded, str(tmp_path))
+    path = model.local_path()
+    assert path.startswith(str(tmp_path)) and open(path, "rb").read() == tiny_model.read_bytes()
+    assert model.local_path() == path
+    assert model.downloads == 1
+
+
+def test_checksum_is_optional(uploaded, tmp_path):
+    model = S3Model(URI, None, str(tmp_path))
+    assert os.path.getsize(model.local_path()) > 0
+
+
+def test_missing_object_is_a_clear_error_and_leaves_nothing(aws, tmp_path):
+    model = S3Model(URI, None, str(tmp_path))
+    with pytest.raises(ModelSourceError, match=f"model {URI} does not exist"):
+        model.local_path()
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_bucket(aws, tmp_path):
+    with pytest.raises(ModelSourceError, match="does not exist"):
+        S3Model("s3://no-such-bucket/model.bin", None, str(tmp_path)).local_path()
+
+
+def test_checksum_mismatch_never_leaves_a_model(uploaded, tmp_path):
+    model = S3Model(URI, "0" * 64, str(tmp_path))
+    with pytest.raises(ModelSourceError, match="failed its checksum"):
+        model.local_path()
+    assert os.listdir(tmp_path) == []
+    assert not os.path.exists(model.path)
+
+
+def test_denied_read_is_named(uploaded, tmp_path, monkeypatch):
+    @set_initial_no_auth_action_count(2)
+    def read_as_a_user_without_permissions():
+        iam = boto3.client("iam")
+        iam.create_user(UserName="no-rights")
+        key = iam.create_access_key(UserName="no-rights")["AccessKey"]
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        monkeypatch.delenv("AWS_SESSION_TOKEN")
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it caches the old credentials
+        S3Model(URI, None, str(tmp_path)).local_path()
+
+    with pytest.raises(ModelSourceError, match="denied; the function's role needs s3:GetObject"):
+        read_as_a_user_without_permissions()
+    assert leftovers(tmp_path) == []
+
+
+def test_malformed_uri(tmp_path):
+    with pytest.raises(ModelSourceError, match="must look like s3://bucket/key"):
+        S3Model("https://example.com/model.bin", None, str(tmp_path)).local_path()
+
+
+def test_bundled_model_is_the_default(monkeypatch):
+    monkeypatch.delenv("MODEL_S3_URI", raising=False)
+    monkeypatch.delenv("MODEL_PATH", raising=False)
+    model = model_from_environment("/var/task/model.bin")
+    assert isinstance(model, BundledModel) and model.local_path() == "/var/task/model.bin"
+    assert model.describe()["source"] == "bundled"
+
+
+def test_handler_serves_the_s3_model_and_health_says_so(uploaded, s3_app):
+    s3_app.recommender.model.expected_sha256 = uploaded
+    status, body = call(s3_app, rest_event({"text": "python pip module"}))
+    assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#python"
+    status, health = call(s3_app, rest_event(None, method="GET", path="/health"))
+    assert status == 200 and health["model"]["source"] == URI
+    assert health["model"]["sha256"] == uploaded
+    assert s3_app.recommender.model.downloads == 1
+
+
+def test_handler_answers_503_when_the_s3_model_is_missing_then_recovers(aws, s3_app, tiny_model):
+    status, body = call(s3_app, rest_event({"text": "python"}))
+    assert status == 503 and body["error"]["code"] == "model_unavailable"
+    assert f"model {URI} does not exist" in body["error"]["message"]
+    aws.put_object(Bucket=BUCKET, Key=KEY, Body=tiny_model.read_bytes())
+    assert call(s3_app, rest_event({"text": "python"}))[0] == 200
