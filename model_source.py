@@ -107,8 +107,9 @@ class S3Model:
 
 
 def model_from_environment(bundled_path: str) -> BundledModel | S3Model:
-    """S3Model when MODEL_S3_URI is set, else the bundled model at MODEL_PATH or `bundled_path`."""
+    """S3Model when MODEL_S3_URI is set, else the bundled model at MODEL_PATH (relative to
+    the directory of `bundled_path`) or `bundled_path` itself."""
     uri = os.environ.get("MODEL_S3_URI")
     if uri:
         return S3Model(uri, os.environ.get("MODEL_SHA256"), os.environ.get("MODEL_DOWNLOAD_DIR") or "/tmp")
-    return BundledModel(os.environ.get("MODEL_PATH") or bundled_path)
+    return BundledModel(os.path.join(os.path.dirname(bundled_path), os.environ.get("MODEL_PATH") or bundled_path))

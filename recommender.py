@@ -117,11 +117,12 @@ class Recommender:
         """Build from the environment; nothing is started or downloaded until the first request.
 
         FASTTEXT_BINARY, PREDICT_TIMEOUT_SECONDS, and MODEL_PATH or MODEL_S3_URI (+ MODEL_SHA256);
-        by default the fasttext binary and model.bin bundled next to this file.
+        by default the fasttext binary and model.bin bundled next to this file. Relative
+        paths are taken relative to this file's directory (the package root in Lambda).
         """
         model = model_from_environment(os.path.join(HERE, "model.bin"))
         process = FastTextProcess(
-            binary_path=os.environ.get("FASTTEXT_BINARY") or os.path.join(HERE, "fasttext"),
+            binary_path=os.path.join(HERE, os.environ.get("FASTTEXT_BINARY") or "fasttext"),
             model_path=model.path,
             k=MAX_K,
             timeout=float(os.environ.get("PREDICT_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),

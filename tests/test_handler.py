@@ -292,3 +292,11 @@ def test_request_text_is_logged_only_when_asked(app, logs, monkeypatch):
 def test_request_id_falls_back_to_the_event(app):
     response = app.tagRecommendations(rest_event("{bad"), None)
     assert json.loads(response["body"])["error"]["request_id"] == "5b7a3a0e-8f2b-4c5e-9d1a-2f3b4c5d6e7f"
+
+
+def test_relative_binary_path_is_taken_from_the_package_root(monkeypatch):
+    monkeypatch.setenv("FASTTEXT_BINARY", "fasttext-arm64")
+    monkeypatch.delenv("MODEL_PATH", raising=False)
+    recommender = Recommender.from_environment()
+    assert recommender.process.binary_path == os.path.join(os.path.dirname(handler.__file__), "fasttext-arm64")
+    assert recommender.process.model_path == os.path.join(os.path.dirname(handler.__file__), "model.bin")

@@ -135,3 +135,9 @@ def test_handler_answers_503_when_the_s3_model_is_missing_then_recovers(aws, s3_
     assert f"model {URI} does not exist" in body["error"]["message"]
     aws.put_object(Bucket=BUCKET, Key=KEY, Body=tiny_model.read_bytes())
     assert call(s3_app, rest_event({"text": "python"}))[0] == 200
+
+
+def test_relative_model_path_is_taken_from_the_package_root(monkeypatch):
+    monkeypatch.delenv("MODEL_S3_URI", raising=False)
+    monkeypatch.setenv("MODEL_PATH", "models/other.bin")
+    assert model_from_environment("/var/task/model.bin").local_path() == "/var/task/models/other.bin"
