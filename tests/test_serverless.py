@@ -1,0 +1,432 @@
+"""The Serverless Framework setup, through the real CLI (osls) and its plugins: what `package`
+ships, `invoke local`, and `serverless offline` answering over HTTP.
+
+Each run works in a temporary copy of the project: the runtime modules, serverless.yml,
+package.json, requirements.txt, the real fastText binary, a model as model.bin, node_modules
+as a symlink, and decoys named like everything else in the repository, which must stay out
+of the zip. The tiny model keeps these runs fast; one packaging run uses the real model.bin,
+whose size is what matters for Lambda's limits.
+"""
+
+import ast
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
+ZIP_NAME = "fasttext-serverless.zip"
+MAX_ZIP_BYTES = 15 * 1024 * 1024
+LOCAL_RUNTIME = "python%d.%d" % sys.version_info[:2]
+CLI_TIMEOUT = 180
+PYTHON_TEXT = "a python script run by the interpreter, installed with pip in a virtualenv"
+# Things a checkout or a build has that must never be shipped, beside the repository's own
+# top-level entries (mirrored as decoys as well).
+DECOYS = [
+    "README.md",
+    "Makefile",
+    "requirements-dev.txt",
+    "fasttext-arm64",
+    "model.metrics.json",
+    "model.report.md",
+    "tests/test_handler.py",
+    "data/train.tsv.gz",
+    "training/train.py",
+    "bench/run.py",
+    ".venv/bin/python",
+    "__pycache__/handler.cpython-311.pyc",
+    "build/fasttext-0.9.3/src/main.cc",
+]
+
+
+def runtime_modules(root: Path = ROOT) -> set[str]:
+    """handler.py and the top-level modules it imports, directly or not: what Lambda must have."""
+    local = {p.stem for p in root.glob("*.py")}
+    seen, todo = set(), ["handler"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((root / f"{name}.py").read_text())):
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported = [node.module]
+            else:
+                continue
+            todo.extend(n.split(".")[0] for n in imported if n.split(".")[0] in local)
+    return {f"{name}.py" for name in seen}
+
+
+def make_service(dest: Path, model: Path) -> Path:
+    """A copy of the project in `dest` that the CLI can package, invoke and serve."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ["serverless.yml", "package.json", "requirements.txt", "fasttext"]:
+        shutil.copy2(ROOT / name, dest / name)  # copy2 keeps fasttext's executable bit
+    for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
+        shutil.copy2(module, dest / module.name)
+    shutil.copyfile(model, dest / "model.bin")
+    (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    mirrored = [
+        p.name + ("/decoy.txt" if p.is_dir() else "")
+        for p in ROOT.iterdir()
+        if p.name not in {".serverless", "node_modules"}
+    ]
+    for rel in DECOYS + mirrored:
+        path = dest / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("decoy: must not be packaged\n")
+    return dest
+
+
+def cli_env() -> dict:
+    """The environment for the CLI: no real AWS identity, no reaching out for one.
+
+    Dummy static keys end osls's credential lookup (which `invoke local` always does) before
+    the instance-metadata endpoint, and AWS_EC2_METADATA_DISABLED rules that endpoint out anyway.
+    The Python that the CLI spawns as `python3` is the one running these tests.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "VIRTUAL_ENV"}
+    env.update(
+        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+        AWS_SECRET_ACCESS_KEY="not-a-real-secret",
+        AWS_EC2_METADATA_DISABLED="true",
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    )
+    return env
+
+
+def run_cli(service: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(SERVERLESS), *args],
+        cwd=service,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
+    assert result.returncode == 0, f"serverless {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def package(service: Path) -> zipfile.ZipFile:
+    run_cli(service, "package")
+    return zipfile.ZipFile(service / ".serverless" / ZIP_NAME)
+
+
+@pytest.fixture(scope="session")
+def serverless_cli() -> Path:
+    assert SERVERLESS.exists(), "run `make setup` first: node_modules is installed by the setup"
+    assert "osls" in SERVERLESS.resolve().parts, f"{SERVERLESS} must be osls, not {SERVERLESS.resolve()}"
+    return SERVERLESS
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, serverless_cli, fasttext_binary, tiny_model) -> Path:
+    return make_service(tmp_path_factory.mktemp("service") / "fasttext-serverless", tiny_model)
+
+
+@pytest.fixture(scope="module")
+def packaged(service) -> zipfile.ZipFile:
+    with package(service) as zf:
+        yield zf
+
+
+def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path) -> None:
+    modules = runtime_modules(service)
+    assert sorted(zf.namelist()) == sorted(modules | {"fasttext", "model.bin"})
+    for module in modules:
+        assert zf.read(module) == (service / module).read_bytes(), module
+    binary = zf.getinfo("fasttext")
+    mode = binary.external_attr >> 16
+    assert stat.S_ISREG(mode) and mode & 0o111 == 0o111, f"fasttext lost its executable bit: {oct(mode)}"
+    assert zf.read("fasttext") == (service / "fasttext").read_bytes()
+    model = service / "model.bin"
+    assert zf.getinfo("model.bin").file_size == model.stat().st_size
+    with zf.open("model.bin") as shipped, open(model, "rb") as original:
+        while block := original.read(1 << 20):
+            assert shipped.read(len(block)) == block, "model.bin differs from the model packaged"
+    assert zf.testzip() is None
+
+
+def test_package_ships_exactly_the_runtime(packaged, service):
+    assert {"handler.py", "recommender.py", "fasttext_process.py", "text_cleaning.py"} <= runtime_modules()
+    assert_ships_exactly_the_runtime(packaged, service)
+
+
+def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fasttext_binary):
+    model = ROOT / "model.bin"
+    assert model.is_file(), "model.bin is missing: the setup (`make setup`) trains it before the tests run"
+    service = make_service(tmp_path / "fasttext-serverless", model)
+    with package(service) as zf:
+        assert_ships_exactly_the_runtime(zf, service)
+    size = (service / ".serverless" / ZIP_NAME).stat().st_size
+    assert size <= MAX_ZIP_BYTES, f"the zip has {size / 2**20:.1f} MiB; keep it within {MAX_ZIP_BYTES // 2**20} MiB"
+
+
+def test_package_template_describes_the_function_and_its_routes(packaged, service):
+    template = json.loads((service / ".serverless" / "cloudformation-template-update-stack.json").read_text())
+    resources = template["Resources"]
+    function = resources["TagRecommendationsLambdaFunction"]["Properties"]
+    assert function["Handler"] == "handler.tagRecommendations"
+    assert function["Runtime"] == "python3.12"
+    assert function["Architectures"] == ["x86_64"]
+    assert function["MemorySize"] == 1024
+    env = function["Environment"]["Variables"]
+    assert env == {"MODEL_PATH": "model.bin", "FASTTEXT_BINARY": "fasttext", "PREDICT_TIMEOUT_SECONDS": "5"}
+    # API Gateway gives up after 29 s; fastText's own timeout must fire well before Lambda's.
+    assert float(env["PREDICT_TIMEOUT_SECONDS"]) < function["Timeout"] < 29
+
+    paths = {
+        logical_id: r["Properties"]["PathPart"]
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::ApiGateway::Resource"
+    }
+    methods = {
+        (r["Properties"]["HttpMethod"], paths[r["Properties"]["ResourceId"]["Ref"]])
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGateway::Method"
+    }
+    assert methods == {("POST", "recommendations"), ("OPTIONS", "recommendations"), ("GET", "health")}
+    integrations = {
+        r["Properties"]["Integration"]["Type"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] != "OPTIONS"
+    }
+    assert integrations == {"AWS_PROXY"}
+
+
+def printed_response(output: str) -> dict:
+    """The last JSON object printed with a statusCode: invoke local prints logs, then the response."""
+    decoder, response = json.JSONDecoder(), None
+    for match in re.finditer(r"(?m)^\{", output):
+        try:
+            value, _ = decoder.raw_decode(output, match.start())
+        except ValueError:
+            continue
+        if isinstance(value, dict) and "statusCode" in value:
+            response = value
+    assert response is not None, f"no response in the output:\n{output}"
+    return response
+
+
+def invoke_local(service: Path, event: dict) -> dict:
+    result = run_cli(
+        service, "invoke", "local", "-f", "tagRecommendations",
+        f"--param=runtime={LOCAL_RUNTIME}", "-d", json.dumps(event),
+    )
+    return printed_response(result.stdout)
+
+
+def test_invoke_local_recommends(service):
+    response = invoke_local(service, {"text": PYTHON_TEXT})
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "application/json"
+    body = json.loads(response["body"])
+    assert body["hashtags_recommended"][0]["hashtag"] == "#python"
+
+
+def test_invoke_local_reports_a_bad_request(service):
+    response = invoke_local(service, {"texts": []})
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "invalid_texts"
+
+
+# --- serverless offline -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def live_processes_in_group(pgid: int) -> list[str]:
+    """Command lines of the group's processes that are still running (zombies are dead)."""
+    live = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state not in "ZX":
+            live.append(cmdline.strip())
+    return live
+
+
+class OfflineServer:
+    """`serverless offline start` on free loopback ports, in a process group of its own."""
+
+    def __init__(self, service: Path, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/dev"
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [
+                str(SERVERLESS), "offline", "start", f"--param=runtime={LOCAL_RUNTIME}",
+                "--host", "127.0.0.1", "--httpPort", str(self.port), "--lambdaPort", str(free_port()),
+            ],
+            cwd=service,
+            env=cli_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pgid = self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, f"serverless offline exited:\n{self.log()}"
+            try:
+                if request(self.url + "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"serverless offline did not answer in {timeout} s:\n{self.log()}"
+            time.sleep(0.2)
+
+    def stop(self) -> list[str]:
+        """SIGTERM the whole group (node, the Python worker and its fastText child) and wait for it.
+
+        Returns what was still running after that; those stragglers are then killed.
+        """
+        if self.process.poll() is None:
+            os.killpg(self.pgid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=15)
+        deadline = time.monotonic() + 10
+        while (leftover := live_processes_in_group(self.pgid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if leftover:
+            os.killpg(self.pgid, signal.SIGKILL)
+            self.process.wait(timeout=15)
+        self._log.close()
+        return leftover
+
+
+@contextlib.contextmanager
+def offline_server(service: Path, log_path: Path):
+    server = OfflineServer(service, log_path)
+    try:
+        server.wait_until_ready()
+        yield server
+    finally:
+        server.leftover = server.stop()
+
+
+def request(url: str, data: bytes | None = None, headers: dict | None = None, method: str | None = None):
+    """(status, headers, body) over real HTTP; HTTP errors are answers too."""
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, e.headers, e.read()
+        finally:
+            e.close()
+
+
+@pytest.fixture(scope="module")
+def offline(service, tmp_path_factory):
+    with offline_server(service, tmp_path_factory.mktemp("offline") / "offline.log") as server:
+        yield server
+
+
+def test_offline_recommends_for_a_form_encoded_post(offline):
+    # What `curl --data '{"text": ...}'` sends: JSON labelled application/x-www-form-urlencoded.
+    body = json.dumps({"text": PYTHON_TEXT}).encode()
+    status, headers, raw = request(
+        offline.url + "/recommendations", body, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert status == 200, raw
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(raw)["hashtags_recommended"][0]["hashtag"] == "#python"
+
+
+def test_offline_decodes_a_binary_body(offline):
+    # serverless-offline passes application/octet-stream bodies base64-encoded, flagged
+    # isBase64Encoded, as API Gateway does for binary media types.
+    body = json.dumps({"texts": ["un script python pour l’interpréteur ✓", "a compiler, a linker"]}, ensure_ascii=False)
+    status, _, raw = request(
+        offline.url + "/recommendations", body.encode(), {"Content-Type": "application/octet-stream"}
+    )
+    assert status == 200, raw
+    results = json.loads(raw)["results"]
+    assert [r["hashtags_recommended"][0]["hashtag"] for r in results] == ["#python", "#cpp"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_offline_rejects_invalid_json(offline, content_type):
+    status, headers, raw = request(
+        offline.url + "/recommendations", b'{"text": "unterminated', {"Content-Type": content_type}
+    )
+    assert status == 400
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(raw)["error"]["code"] == "invalid_json"
+
+
+def test_offline_health_keeps_one_warm_fasttext_process(offline, tiny_model):
+    answers = []
+    for _ in range(2):
+        status, _, raw = request(offline.url + "/health")
+        assert status == 200, raw
+        answers.append(json.loads(raw))
+    assert answers[0]["status"] == "ok"
+    assert answers[0]["model"]["sha256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    # The same Python worker and fastText process answer every request, as in a warm container.
+    assert answers[0]["fasttext"]["pid"] == answers[1]["fasttext"]["pid"]
+    assert answers[0]["fasttext"]["starts"] == answers[1]["fasttext"]["starts"] == 1
+
+
+def test_offline_answers_cors_preflight(offline):
+    origin = "https://example.org"
+    status, headers, _ = request(
+        offline.url + "/recommendations",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        method="OPTIONS",
+    )
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == origin
+
+
+def test_offline_stops_with_its_whole_process_group(service, tmp_path):
+    with offline_server(service, tmp_path / "offline.log") as server:
+        status, _, raw = request(server.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())
+        assert status == 200, raw
+        running = live_processes_in_group(server.pgid)
+        assert any("invoke.py" in cmd for cmd in running), running  # the Python worker
+        assert any("predict-prob" in cmd for cmd in running), running  # its fastText child
+    assert server.leftover == [], "still running after SIGTERM to the process group"
+    assert server.process.returncode is not None
+    assert live_processes_in_group(server.pgid) == []
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
