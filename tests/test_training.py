@@ -296,16 +296,16 @@ def test_autotune_grid_table(tiny_dataset, tmp_path, monkeypatch, capsys):
 
     tiny = {"loss": "ova", "dim": 8, "epoch": 5, "lr": 0.5, "wordNgrams": 2, "bucket": 2000}
     monkeypatch.setattr(autotune, "GRID", {
-        "tiny-quantized": (tiny, {"cutoff": 300, "epoch": 1, "lr": 0.1, "retrain": True, "qnorm": True}),
+        "tiny-q-lr0.5": (tiny, {"cutoff": 300, "epoch": 1, "lr": 0.1, "retrain": True, "qnorm": True}),
         "tiny-plain": ({**tiny, "dim": 4}, None),
     })
     results = autotune.main(["--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]),
                              "--out", str(tmp_path / "out"), "--threads", "1", "--budget-mib", "0.02"])
-    assert [r["name"] for r in results] == ["tiny-quantized", "tiny-plain"]
+    assert [r["name"] for r in results] == ["tiny-q-lr0.5", "tiny-plain"]
     quantized = results[0]["quantized"]
     assert quantized["bytes"] < results[0]["unquantized"]["bytes"] and quantized["p_at_1"] >= 0.9
     assert json.loads((tmp_path / "out" / "results.json").read_text())[1]["name"] == "tiny-plain"
     out = capsys.readouterr().out
-    assert "tiny-quantized" in out and "P@1" in out and "R@5" in out
+    assert "tiny-q-lr0.5" in out and "P@1" in out and "R@5" in out
     # The unquantized dim-4 model is over the 0.02 MiB budget; the quantized one fits and wins.
-    assert "Winner within 0.02 MiB: tiny-quantized" in out
+    assert "Winner within 0.02 MiB: tiny-q-lr0.5" in out

@@ -75,16 +75,17 @@ class Search:
 
     def run_config(self, name: str, params: dict, qparams: dict | None) -> dict:
         prefix = self.out / re.sub(r"[^\w.-]", "_", name)
+        bin_path, ftz_path = Path(f"{prefix}.bin"), Path(f"{prefix}.ftz")
         log(f"{name}: supervised {' '.join(ft.params_to_args(params))}")
         seconds = ft.train(self.binary, self.train_file, prefix, params, threads=self.threads, verbose=0, quiet=True)
         row = {"name": name, "params": params, "quantize": qparams, "train_seconds": seconds}
-        row["unquantized"] = {**self.score(prefix.with_suffix(".bin")), "bytes": prefix.with_suffix(".bin").stat().st_size}
+        row["unquantized"] = {**self.score(bin_path), "bytes": bin_path.stat().st_size}
         if qparams is not None:
             seconds = ft.quantize(self.binary, self.train_file, prefix, qparams, threads=self.threads,
                                   verbose=0, quiet=True)
             row["quantize_seconds"] = seconds
-            row["quantized"] = {**self.score(prefix.with_suffix(".ftz")), "bytes": prefix.with_suffix(".ftz").stat().st_size}
-        prefix.with_suffix(".bin").unlink(missing_ok=True)  # unquantized models are big
+            row["quantized"] = {**self.score(ftz_path), "bytes": ftz_path.stat().st_size}
+        bin_path.unlink(missing_ok=True)  # unquantized models are big
         self.add(row)
         return row
 
@@ -100,7 +101,7 @@ class Search:
         if result.returncode:
             raise RuntimeError(f"fastText autotune failed: {result.stderr[-2000:]}")
         best = re.findall(r"Best selected args.*", result.stdout + result.stderr, flags=re.S)
-        model = prefix.with_suffix(".ftz")
+        model = Path(f"{prefix}.ftz")
         row = {"name": "fasttext-autotune", "params": {"autotune-duration": seconds, "modelsize": modelsize},
                "selected_args": best[0][:2000] if best else "", "quantize": {"by": "autotune"},
                "train_seconds": time.monotonic() - started, "quantize_seconds": 0.0,
