@@ -1,0 +1,357 @@
+"""Benchmark of the hashtag recommender, side by side in one run (issue 5).
+
+    .venv/bin/python bench/run.py            # the full run (`make bench`), writes bench/RESULTS.md
+    .venv/bin/python bench/run.py --quick    # smaller counts, for trying things out
+
+On the same model and the same texts (descriptions from data/valid.tsv.gz):
+  warm     requests through handler.tagRecommendations (API Gateway v1 events, JSON in, JSON out)
+  seed     the seed's design: a new `fasttext predict-prob` process per request
+  floor    the in-process binding fasttext-predict, cleaning included
+  cold     a fresh interpreter importing handler and answering once, against `python -c pass`
+  batch    requests/s and texts/s for batches of 1, 10 and 100 texts through the handler
+  load     `serverless offline` on loopback under concurrent clients (bench/load.py)
+Each of warm/seed/floor/cold/batch runs in a fresh process pinned to one CPU (the headline:
+Lambda below 1769 MB gives a function one vCPU) and again unpinned. See bench/README.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+import load  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+TARGET_SPEEDUP_VS_SEED = 100
+TARGET_RATIO_TO_FLOOR = 3
+TARGET_COLD_OVERHEAD_MS = 300
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=benchlib.DEFAULT_MODEL, help="default: ./model.bin")
+    parser.add_argument("--runtime", type=Path, default=benchlib.REPO,
+                        help="directory with the runtime modules to measure, e.g. a patched copy (default: the repository)")
+    parser.add_argument("--cpu", type=int, default=0, help="the CPU the headline figures are pinned to (default 0)")
+    parser.add_argument("--requests", type=int, default=10000, help="warm handler and floor requests (default 10000)")
+    parser.add_argument("--warmup", type=int, default=300, help="untimed requests first (default 300)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="handler, floor and seed take turns this many times, requests split between rounds (default 4)")
+    parser.add_argument("--seed-requests", type=int, default=100, help="process-per-request iterations (default 100)")
+    parser.add_argument("--cold-reps", type=int, default=15, help="cold start repetitions (default 15)")
+    parser.add_argument("--batch-seconds", type=float, default=2.0, help="time per batch size (default 2 s)")
+    parser.add_argument("--load-clients", type=int, default=16)
+    parser.add_argument("--load-seconds", type=float, default=30)
+    parser.add_argument("--load-warmup-seconds", type=float, default=5)
+    parser.add_argument("--alone-texts", type=int, default=200, help="distinct texts in the load test (default 200)")
+    parser.add_argument("--skip-load", action="store_true", help="leave out the serverless offline load test")
+    parser.add_argument("--skip-unpinned", action="store_true", help="only the pinned (headline) figures")
+    parser.add_argument("--quick", action="store_true", help="small counts (a ~1 minute run); not for RESULTS.md")
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"),
+                        help="where to write the markdown report ('-' for nowhere; default bench/RESULTS.md)")
+    parser.add_argument("--json", help="also write the raw results as JSON to this path")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.warmup, args.seed_requests, args.cold_reps, args.rounds = 1000, 100, 20, 5, 2
+        args.batch_seconds, args.load_seconds, args.load_warmup_seconds, args.alone_texts = 0.5, 5, 2, 50
+    args.model = args.model.resolve()
+    args.runtime = args.runtime.resolve()
+    if not args.model.is_file():
+        sys.exit(f"model {args.model} does not exist: run `make model.bin`, or pass --model PATH")
+    if not benchlib.FASTTEXT.is_file():
+        sys.exit(f"fastText binary {benchlib.FASTTEXT} is missing: run `make fasttext`")
+    return args
+
+
+def fasttext_version(runtime: Path) -> str:
+    """FASTTEXT_VERSION as fasttext_process.py states it (read, not imported: no runtime code here)."""
+    match = re.search(r'^FASTTEXT_VERSION = "(.*)"', (runtime / "fasttext_process.py").read_text(), re.M)
+    return match.group(1) if match else "?"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_worker(kind: str, cpus: str, args: argparse.Namespace, tmp: Path, **extra) -> dict:
+    out = tmp / f"{kind}-{cpus}.json"
+    cfg = {
+        "kind": kind, "cpus": cpus, "model": str(args.model), "runtime": str(args.runtime), "out": str(out),
+        "texts": None, "warmup": args.warmup, "requests": args.requests, "agree_texts": 200,
+        "batch_sizes": [1, 10, 100], "batch_seconds": args.batch_seconds, "batch_min_requests": 20,
+        "reps": args.cold_reps, **extra,
+    }
+    # The handler logs one JSON line per request to stdout, as on Lambda; keep them out of the way.
+    with open(tmp / f"{kind}-{cpus}.log", "wb") as logs:
+        proc = subprocess.run([sys.executable, str(HERE / "workers.py"), json.dumps(cfg)], stdout=logs,
+                              stderr=subprocess.PIPE, timeout=900)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} worker (cpus {cpus}) failed:\n{proc.stderr.decode(errors='replace')[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def combine(parts: list[dict]) -> dict:
+    """One result from the rounds of one kind: durations pooled, errors summed, the rest from round 1."""
+    combined = dict(parts[0])
+    durations = [d for part in parts for d in part.pop("durations")]
+    combined.pop("durations", None)
+    combined["latency"] = benchlib.summarize(durations)
+    combined["errors"] = sum(part["errors"] for part in parts)
+    combined["rounds"] = len(parts)
+    combined["load_after"] = parts[-1]["load_after"]
+    return combined
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Warm handler, floor and seed in alternating rounds (so the three share whatever else the
+    machine is doing), then the cold start; pinned first, then unpinned; then the load test."""
+    modes = [("pinned", str(args.cpu))] + ([] if args.skip_unpinned else [("unpinned", "all")])
+    results = {"modes": {}}
+    rounds = args.rounds
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for mode, cpus in modes:
+            parts = {"handler": [], "floor": [], "seed": []}
+            for r in range(rounds):
+                log(f"{mode} (cpus {cpus}), round {r + 1}/{rounds}: warm handler"
+                    + (" + batches" if r == 0 else "") + ", floor, seed design")
+                parts["handler"].append(run_worker(
+                    "handler", cpus, args, Path(tmp), requests=share(args.requests, rounds, r),
+                    batch_sizes=[1, 10, 100] if r == 0 else []))
+                parts["floor"].append(run_worker("floor", cpus, args, Path(tmp), requests=share(args.requests, rounds, r)))
+                parts["seed"].append(run_worker(
+                    "seed", cpus, args, Path(tmp), requests=share(args.seed_requests, rounds, r), warmup=3))
+            r = results["modes"][mode] = {kind: combine(p) for kind, p in parts.items()}
+            log(f"{mode}: cold start, {args.cold_reps} repetitions")
+            r["cold"] = run_worker("cold", cpus, args, Path(tmp))
+    if not args.skip_load:
+        log(f"load: serverless offline, {args.load_clients} clients, {args.load_seconds:g} s")
+        results["load"] = load.run_load(
+            args.model, args.runtime, args.load_clients, args.load_seconds, args.load_warmup_seconds,
+            args.alone_texts, cpus=None, log=lambda m: log(m.strip()),
+        )
+    return results
+
+
+def share(total: int, rounds: int, r: int) -> int:
+    return total // rounds + (1 if r < total % rounds else 0)
+
+
+def agreement(handler: dict, floor: dict) -> tuple[int, int, int]:
+    """Texts whose top-5 hashtags agree as sets, and in order (labels of equal probability,
+    common with one-vs-all loss, may come in either order), out of the texts compared."""
+    common = set(handler["answers"]) & set(floor["answers"])
+    same_set = sum(set(handler["answers"][k]) == set(floor["answers"][k]) for k in common)
+    same_order = sum(handler["answers"][k] == floor["answers"][k] for k in common)
+    return same_set, same_order, len(common)
+
+
+def ms(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f} ms"
+    if value >= 10:
+        return f"{value:.1f} ms"
+    if value >= 1:
+        return f"{value:.2f} ms"
+    return f"{value * 1000:.0f} µs"
+
+
+def lat(summary: dict) -> str:
+    return f"{ms(summary['p50_ms'])} / {ms(summary['p99_ms'])}"
+
+
+def targets(results: dict, model: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(target, measured, unpinned figure, PASS?) for each target, on the pinned (headline) figures."""
+    rows = []
+    modes = results["modes"]
+
+    def each(fn):
+        return {mode: fn(r) for mode, r in modes.items()}
+
+    speedup = each(lambda r: r["seed"]["latency"]["p50_ms"] / r["handler"]["latency"]["p50_ms"])
+    rows.append((f"(a) warm handler median ≥ {TARGET_SPEEDUP_VS_SEED}× faster than the seed's process per request",
+                 f"{speedup['pinned']:.0f}×", f"{speedup['unpinned']:.0f}×" if "unpinned" in speedup else "-",
+                 speedup["pinned"] >= TARGET_SPEEDUP_VS_SEED))
+    ratio = each(lambda r: r["handler"]["latency"]["p50_ms"] / r["floor"]["latency"]["p50_ms"])
+    rows.append((f"(b) warm handler median within {TARGET_RATIO_TO_FLOOR}× of the in-process floor",
+                 f"{ratio['pinned']:.2f}×", f"{ratio['unpinned']:.2f}×" if "unpinned" in ratio else "-",
+                 ratio["pinned"] <= TARGET_RATIO_TO_FLOOR))
+    cold = each(lambda r: r["cold"]["nopyc"]["overhead_ms"])
+    ok = cold["pinned"] < TARGET_COLD_OVERHEAD_MS
+    rows.append((f"(c) cold start overhead < {TARGET_COLD_OVERHEAD_MS} ms (no .pyc, as the zip ships)"
+                 + ("" if model["is_default"] else " — NOT the default model"),
+                 ms(cold["pinned"]), ms(cold["unpinned"]) if "unpinned" in cold else "-", ok))
+    if "load" in results:
+        ld = results["load"]
+        ok = ld["errors"] == 0 and ld["mismatches"] == 0 and ld["measured"]["requests"] > 0
+        rows.append(("(d) under load: zero errors, zero mismatched answers",
+                     f"{ld['errors']} errors, {ld['mismatches']} mismatches in "
+                     f"{ld['warmup']['requests'] + ld['measured']['requests']} requests", "(unpinned only)", ok))
+    else:
+        rows.append(("(d) under load: zero errors, zero mismatched answers", "not run (--skip-load)", "-", None))
+    return rows
+
+
+def report(results: dict, args: argparse.Namespace, meta: dict) -> str:
+    modes = results["modes"]
+    names = list(modes)
+    head = {"pinned": f"pinned to CPU {args.cpu} (headline)", "unpinned": f"unpinned ({meta['machine']['cores_usable']} CPUs)"}
+    out = []
+    w = out.append
+    w("# Benchmark results")
+    w("")
+    w(f"- date: {meta['date']}")
+    w(f"- command: `{meta['command']}` (git {meta['git']}{', runtime from ' + str(args.runtime) if args.runtime != benchlib.REPO else ''})")
+    m = meta["machine"]
+    w(f"- machine: {m['cpu_model']}, {m['cores_online']} cores online, kernel {m['kernel']}")
+    w(f"- Python {m['python']} ({m['python_executable']})")
+    md = meta["model"]
+    w(f"- model: {md['path']}{' (the default model.bin)' if md['is_default'] else ' (NOT the default model.bin)'}, "
+      f"{md['bytes'] / 2**20:.2f} MiB, sha256 {md['sha256'][:12]}…, {md['labels']} labels, {md['words']} words, dim {md['dim']}")
+    w(f"- texts: {meta['texts']} descriptions from data/valid.tsv.gz, fixed shuffled order")
+    w(f"- load average (1/5/15 min) at start: {meta['load_start']}; at end: {meta['load_end']}")
+    w("")
+    w("## Latency and throughput")
+    w("")
+    w("| measurement | " + " | ".join(head[n] for n in names) + " |")
+    w("|---|" + "---|" * len(names))
+
+    def row(label, fn):
+        w(f"| {label} | " + " | ".join(fn(modes[n]) for n in names) + " |")
+
+    row(f"warm handler, 1 text, median / p99 (n={args.requests})", lambda r: lat(r["handler"]["latency"]))
+    row(f"floor: fasttext-predict in process + cleaning, median / p99 (n={args.requests})", lambda r: lat(r["floor"]["latency"]))
+    row(f"seed design: new fastText process per request, median / p99 (n={args.seed_requests})", lambda r: lat(r["seed"]["latency"]))
+    row("warm handler: errors / fastText processes started", lambda r: f"{r['handler']['errors']} / {r['handler']['fasttext_starts']} per round")
+    row("cold start: `python -c pass`, median", lambda r: ms(r["cold"]["bare_ms"]))
+    for variant, label in (("nopyc", "no .pyc, as the zip ships"), ("cached", ".pyc cached")):
+        row(f"cold start ({label}): first answer, median / p99 (n={args.cold_reps})", lambda r, v=variant: lat(r["cold"][v]["total"]))
+        row(f"&nbsp;&nbsp;overhead = first answer − bare start ({label})", lambda r, v=variant: ms(r["cold"][v]["overhead_ms"]))
+        row(f"&nbsp;&nbsp;of which: interpreter / import handler / first request ({label})",
+            lambda r, v=variant: " / ".join(ms(r["cold"][v][k]) for k in ("interpreter_ms", "import_ms", "first_request_ms")))
+    for size in ("1", "10", "100"):
+        row(f"batch of {size}: requests/s (texts/s), median latency",
+            lambda r, s=size: f"{r['handler']['batches'][s]['requests_per_s']:,.0f} ({r['handler']['batches'][s]['texts_per_s']:,.0f}), "
+                              f"{ms(r['handler']['batches'][s]['latency']['p50_ms'])}")
+    w("")
+    same_set, same_order, total = agreement(modes["pinned"]["handler"], modes["pinned"]["floor"])
+    w(f"Sanity check: the handler (fastText {meta['fasttext_version']} CLI) and the floor (fasttext-predict) give the "
+      f"same top-5 hashtags for {same_set} of {total} texts ({same_order} in the same order; labels of equal "
+      "probability may come in either order).")
+    w("")
+    if "load" in results:
+        ld = results["load"]
+        me = ld["measured"]
+        w("## Load: serverless offline on loopback")
+        w("")
+        w(f"{ld['clients']} concurrent keep-alive clients (stdlib http.client), unpinned: serverless offline runs one "
+          f"handler process per concurrent request ({ld['handler_processes']} at the end) on this machine's "
+          f"{meta['machine']['cores_usable']} CPUs, where Lambda would give each its own. {ld['alone_texts']} distinct texts, "
+          f"every {ld['batch_every']}th request a batch of {ld['batch_size']}; each text's answer in every response compared "
+          f"with the answer it got alone (sent first, sequentially, through the same server). "
+          f"{load_warmup_note(ld)}")
+        w("")
+        w("| | requests | texts | errors | mismatches | requests/s | texts/s | p50 | p90 | p99 | max |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for phase in ("warmup", "measured"):
+            p = ld[phase]
+            lt = p["latency"]
+            w(f"| {phase} ({p['seconds']:.0f} s) | {p['requests']:,} | {p['texts']:,} | {p['errors']} | {p['mismatches']} | "
+              f"{p['requests_per_s']:,.0f} | {p['texts_per_s']:,.0f} | {ms(lt['p50_ms'])} | {ms(lt['p90_ms'])} | "
+              f"{ms(lt['p99_ms'])} | {ms(lt['max_ms'])} |")
+        w("")
+        examples = ld["warmup"]["examples"] + me["examples"]
+        if examples:
+            w("First problems seen:")
+            w("")
+            for e in examples[:5]:
+                w(f"- `{e[:300]}`")
+            w("")
+        w(f"Server: `{ld['server_command']}` ({ld['service_dir']}), ready after {ld['ready_s']:.1f} s.")
+        w("")
+    w("## Targets")
+    w("")
+    w("| target | measured (pinned) | unpinned | result |")
+    w("|---|---|---|---|")
+    for label, measured, unpinned, ok in targets(results, meta["model"]):
+        w(f"| {label} | {measured} | {unpinned} | {'PASS' if ok else ('MISS' if ok is False else 'n/a')} |")
+    w("")
+    w("## How it was measured")
+    w("")
+    w("- Every figure but the load test comes from a fresh process (bench/workers.py) that sets its CPU affinity "
+      "before anything starts, so fastText children inherit it. \"Pinned\" is one CPU, as Lambda gives a function "
+      "below 1769 MB; on this machine a pipe round trip that crosses CPUs costs tens of µs more, so unpinned is not "
+      "necessarily faster.")
+    w(f"- Warm handler, floor and seed design take turns in {args.rounds} rounds, each in a fresh process, the "
+      "requests split between the rounds and pooled, so that all three share whatever else the machine is doing.")
+    w("- Warm handler: what the Lambda runtime does per invocation — `json.loads` of the whole API Gateway v1 event, "
+      "`handler.tagRecommendations(event, context)`, `json.dumps` of its response — after "
+      f"{args.warmup} untimed requests (per round); one fastText process answers them all. Handler logs (one JSON line per "
+      "request) are written to a file, as Lambda writes them to stdout.")
+    w("- Floor: `text_cleaning.clean_text` then `fasttext.load_model(model).predict(line, k=5)` (fasttext-predict), "
+      "model loaded once.")
+    w("- Seed design: `clean_text`, then `Popen([fasttext, predict-prob, model, -, 50])` and `communicate(text)` per "
+      "request, answer parsed; 3 untimed requests first.")
+    w("- Cold start: runtime modules (every top-level *.py) copied to a fresh package directory; per repetition, "
+      "`python -c pass` (spawn to exit) and `python -c 'import handler; handler.tagRecommendations(event, None)'` "
+      "(spawn until the answer arrives on a pipe), interleaved; medians. \"No .pyc\" runs with "
+      "PYTHONDONTWRITEBYTECODE=1 in a directory without __pycache__, as Lambda's read-only zip without .pyc; "
+      "the phases come from the child's own CLOCK_MONOTONIC timestamps.")
+    w("- Batches: API Gateway events with `{\"texts\": [...]}` of 1, 10 and 100 texts, for "
+      f"{args.batch_seconds:g} s each.")
+    w(f"- Re-run: `make bench` (or `{meta['command']}`); `--quick` for a short run, `--help` for the options.")
+    w("")
+    return "\n".join(out)
+
+
+def load_warmup_note(ld: dict) -> str:
+    return (f"The first {ld['warmup']['seconds']:.0f} s (warm-up) are checked too but kept apart: it includes the "
+            "cold starts of the handler processes serverless offline adds as concurrency grows.")
+
+
+def print_summary(results: dict, meta: dict) -> None:
+    print()
+    for label, measured, unpinned, ok in targets(results, meta["model"]):
+        print(f"{'PASS' if ok else ('MISS' if ok is False else 'n/a '):4s}  {label}: {measured} (unpinned: {unpinned})")
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.perf_counter()
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, benchlib.REPO)
+                                                      if sys.executable.startswith(str(benchlib.REPO)) else sys.executable,
+                                                      os.path.relpath(__file__, benchlib.REPO), *sys.argv[1:]]),
+        "git": benchlib.git_commit(),
+        "machine": benchlib.machine_facts(),
+        "model": benchlib.model_facts(args.model),
+        "texts": len(benchlib.load_texts()),
+        "load_start": benchlib.load_average(),
+        "fasttext_version": fasttext_version(args.runtime),
+    }
+    log(f"model {args.model} ({meta['model']['bytes'] / 2**20:.2f} MiB), load average {meta['load_start']}")
+    results = measure(args)
+    meta["load_end"] = benchlib.load_average()
+    meta["wall_s"] = time.perf_counter() - started
+    text = report(results, args, meta)
+    print(text)
+    print_summary(results, meta)
+    log(f"done in {meta['wall_s']:.0f} s")
+    if args.results != "-":
+        Path(args.results).write_text(text)
+        log(f"wrote {args.results}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
