@@ -96,6 +96,11 @@ def make_service(dest: Path, model: Path) -> Path:
     return dest
 
 
+# Environment variables serverless.yml reads (a model in S3): a shell exporting them must not
+# change what these tests package.
+DEPLOY_ENV = ("MODEL_S3_URI", "MODEL_SHA256")
+
+
 def cli_env() -> dict:
     """The environment for the CLI: no real AWS identity, no reaching out for one.
 
@@ -103,7 +108,9 @@ def cli_env() -> dict:
     the instance-metadata endpoint, and AWS_EC2_METADATA_DISABLED rules that endpoint out anyway.
     The Python that the CLI spawns as `python3` is the one running these tests.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "VIRTUAL_ENV"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in {"VIRTUAL_ENV", *DEPLOY_ENV}
+    }
     env.update(
         AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
         AWS_SECRET_ACCESS_KEY="not-a-real-secret",
@@ -113,11 +120,12 @@ def cli_env() -> dict:
     return env
 
 
-def run_cli(service: Path, *args: str) -> subprocess.CompletedProcess:
+def run_cli(service: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`serverless *args` in `service`, with cli_env() plus `env`; it must succeed."""
     result = subprocess.run(
         [str(SERVERLESS), *args],
         cwd=service,
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
