@@ -10,6 +10,7 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/node_modules/.bin
 LOCAL_RUNTIME := python$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 PORT ?= 3000
+ARCH ?= x86_64
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 FASTTEXT_VERSION := $(shell sed -n 's/^FASTTEXT_VERSION = "\(.*\)"/\1/p' fasttext_process.py)
@@ -88,7 +89,7 @@ data: $(VENV)/.installed
 	$(PY) -m training.build_dataset --out data/
 
 package: setup
-	$(BIN)/serverless package
+	$(BIN)/serverless package --param="architecture=$(ARCH)"
 
 clean:
 	rm -rf build .serverless fasttext fasttext-arm64 model.bin model.metrics.json model.report.md model.pr.png

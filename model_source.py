@@ -102,7 +102,11 @@ class S3Model:
         if code in {"404", "NoSuchKey", "NoSuchBucket"}:
             return f"model {self.uri} does not exist"
         if code in {"403", "AccessDenied"}:
-            return f"reading model {self.uri} was denied; the function's role needs s3:GetObject on it"
+            # Without s3:ListBucket on the bucket, S3 also answers 403 for a key that does not exist.
+            return (
+                f"reading model {self.uri} was denied; the function's role needs s3:GetObject on it"
+                " (a missing object looks the same without s3:ListBucket)"
+            )
         return f"model {self.uri} could not be downloaded ({code or 'unknown error'})"
 
 
