@@ -64,6 +64,8 @@ class Server:
         while self.lambda_port == self.port:
             self.lambda_port = benchlib.free_loopback_port()
         env = dict(os.environ)
+        for name in ("MODEL_S3_URI", "MODEL_SHA256", "MODEL_PATH", "FASTTEXT_BINARY"):
+            env.pop(name, None)  # the bundled model under test, as serverless.yml configures it
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         if sys.prefix != sys.base_prefix:
             env["VIRTUAL_ENV"] = sys.prefix  # serverless offline runs `python3` from it
