@@ -45,6 +45,9 @@ GRID: dict[str, tuple[dict, dict]] = {
     "ova-d100-e25-lr0.25-char3-5-c150k": (
         {"loss": "ova", "dim": 100, "epoch": 25, "lr": 0.25, "wordNgrams": 2, "minn": 3, "maxn": 5, "bucket": 2000000},
         {"cutoff": 150000, "epoch": 5, "lr": 0.1, **Q}),
+    "ova-d100-e30-lr0.1-wng3-c150k": (
+        {"loss": "ova", "dim": 100, "epoch": 30, "lr": 0.1, "wordNgrams": 3, "bucket": 2000000},
+        {"cutoff": 150000, "epoch": 5, "lr": 0.05, **Q}),
     "ova-d200-e25-lr0.25-c80k": (
         {"loss": "ova", "dim": 200, "epoch": 25, "lr": 0.25, "wordNgrams": 2, "bucket": 2000000},
         {"cutoff": 80000, "epoch": 5, "lr": 0.1, **Q}),
@@ -85,7 +88,8 @@ class Search:
                                   verbose=0, quiet=True)
             row["quantize_seconds"] = seconds
             row["quantized"] = {**self.score(ftz_path), "bytes": ftz_path.stat().st_size}
-        bin_path.unlink(missing_ok=True)  # unquantized models are big
+        bin_path.unlink(missing_ok=True)  # unquantized models (and their .vec) are big
+        Path(f"{prefix}.vec").unlink(missing_ok=True)
         self.add(row)
         return row
 

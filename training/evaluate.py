@@ -50,6 +50,10 @@ def baseline_predictions(train: Path, valid: Path, c: float = 10.0, jobs: int = 
                                  token_pattern=None, tokenizer=str.split, lowercase=False)
     x_train = vectorizer.fit_transform(clean_text(ex.text) for ex in train_examples)
     x_valid = vectorizer.transform(clean_text(ex.text) for ex in valid_examples)
+    # Canonical CSR (sorted, no duplicates) up front: joblib hands workers read-only memmaps,
+    # where scikit-learn could not sort the indices in place.
+    x_train.sum_duplicates()
+    x_valid.sum_duplicates()
     binarizer = MultiLabelBinarizer()
     y_train = binarizer.fit_transform(ex.labels for ex in train_examples)
     log(f"baseline: {x_train.shape[1]} TF-IDF features, {y_train.shape[1]} labels; fitting {y_train.shape[1]} "
