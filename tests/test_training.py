@@ -41,6 +41,8 @@ AWKWARD = [
 class RecordingProcess:
     """Stands in for FastTextProcess: records the lines the recommender asks, answers a fixed label."""
 
+    model_path = "recorded-model.bin"  # never opened: nothing is loaded or started
+
     def __init__(self):
         self.asked: list[str] = []
 

@@ -18,8 +18,8 @@ PRESETS: dict[str, dict] = {
         "quantize": None,
     },
     # The autotune grid's winner within 10 MiB (ova-d100-e30-lr0.1-c150k); see training/REPORT.md.
-    # A low learning rate matters twice: at lr 0.25 the unquantized model is as good, but
-    # quantization then costs 1.3-2.5 points of P@1; at lr 0.1 it costs ~0.1 point.
+    # At lr 0.25 the unquantized model is as good, but quantization then cost 0.7-2.1 points
+    # of P@1 in the grid; with these parameters it costs ~0.1-0.2 point.
     "default": {
         "description": "best configuration found within the 10 MiB budget (see training/REPORT.md)",
         "train": {"loss": "ova", "dim": 100, "epoch": 30, "lr": 0.1, "wordNgrams": 2, "bucket": 2000000},
