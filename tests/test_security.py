@@ -1,0 +1,375 @@
+"""Security checks (see SECURITY.md): nothing runs through a shell; the fastText child's argv,
+environment and open files are fixed at start and no request can change them; no request text
+reaches a file path, a process, the environment or the logs; the Lambda role only writes logs."""
+
+import ast
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import handler
+from conftest import LambdaContext, http_event, rest_event
+from fasttext_process import FastTextProcess
+from recommender import MAX_K, Recommender
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKER = "zqsecuritymarker"
+
+
+def runtime_modules() -> list[str]:
+    """handler.py and the top-level modules it imports, directly or not: what ships in the zip."""
+    local = {p.stem for p in ROOT.glob("*.py")}
+    seen, todo = set(), ["handler"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((ROOT / f"{name}.py").read_text())):
+            if isinstance(node, ast.Import):
+                todo += [a.name.split(".")[0] for a in node.names if a.name.split(".")[0] in local]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                todo += [node.module.split(".")[0]] if node.module.split(".")[0] in local else []
+    return sorted(f"{name}.py" for name in seen)
+
+
+def _dotted(node) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return _dotted(node.value) + "." + node.attr
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# No shell, anywhere in what ships.
+
+
+def test_runtime_modules_never_run_a_shell_or_evaluate_code():
+    modules = runtime_modules()
+    assert {"handler.py", "recommender.py", "fasttext_process.py", "text_cleaning.py"} <= set(modules)
+    for module in modules:
+        source = (ROOT / module).read_text()
+        for needle in ("shell=True", "os.system", "os.popen", "getoutput", "getstatusoutput"):
+            assert needle not in source, f"{module} contains {needle}"
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _dotted(node.func)
+            for keyword in node.keywords:
+                if keyword.arg == "shell":
+                    assert isinstance(keyword.value, ast.Constant) and keyword.value.value is False, module
+            assert name not in {"eval", "exec", "compile", "__import__", "os.system", "os.popen"}, (module, name)
+            assert not name.startswith(("os.exec", "os.spawn", "os.posix_spawn", "pickle.", "marshal.")), (module, name)
+
+
+def test_only_fasttext_process_starts_a_process_and_with_a_fixed_argv_list():
+    users = [m for m in runtime_modules() if "subprocess" in (ROOT / m).read_text()]
+    assert users == ["fasttext_process.py"]
+    tree = ast.parse((ROOT / "fasttext_process.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func).startswith("subprocess.")]
+    assert [_dotted(c.func) for c in calls] == ["subprocess.Popen"]
+    (popen,) = calls
+    # An argv list (never a command string), built only from the process's own settings.
+    assert ast.unparse(popen.args[0]) == "[self.binary_path, 'predict-prob', self.model_path, '-', str(self.k)]"
+    keywords = {k.arg: ast.unparse(k.value) for k in popen.keywords}
+    assert "env" not in keywords and "shell" not in keywords and "executable" not in keywords
+    assert keywords.get("close_fds") == "True"
+
+
+# ---------------------------------------------------------------------------------------------
+# The running child: argv, environment and file descriptors, before and after hostile requests.
+
+_audit_events: list | None = None
+_WATCHED_PREFIXES = (
+    "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.putenv", "os.unsetenv",
+    "os.remove", "os.rename", "os.rmdir", "os.chmod", "os.chdir", "shutil.", "socket.", "urllib.", "http.client.",
+    "open",
+)
+
+
+def c_environ() -> set[bytes]:
+    """The process's real environment, as a child inherits it: libc's `environ`, which may hold
+    entries that os.environ does not show (readline sets LINES and COLUMNS with setenv)."""
+    entries = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), "environ")
+    result, i = set(), 0
+    while entries[i] is not None:
+        result.add(entries[i])
+        i += 1
+    return result
+
+
+def _audit_hook(name, args):
+    if _audit_events is not None and name.startswith(_WATCHED_PREFIXES):
+        environ = c_environ() if name == "subprocess.Popen" else None
+        _audit_events.append((name, args, environ))
+
+
+sys.addaudithook(_audit_hook)  # permanent, but records only while a test sets _audit_events
+
+
+@pytest.fixture
+def audit():
+    global _audit_events
+    _audit_events = []
+    yield _audit_events
+    _audit_events = None
+
+
+@pytest.fixture
+def cold_app(tiny_model, fasttext_binary, monkeypatch):
+    """handler with a recommender whose fastText process has not started yet."""
+    process = FastTextProcess(str(fasttext_binary), str(tiny_model), k=MAX_K, timeout=10.0)
+    monkeypatch.setattr(handler, "recommender", Recommender(process))
+    monkeypatch.setattr(handler, "LOG_REQUEST_TEXT", False)
+    yield handler
+    process.close()
+
+
+def hostile_texts(tmp: Path) -> list[str]:
+    return [
+        f"; touch {tmp}/pwned1 #",
+        f"$(touch {tmp}/pwned2)",
+        f"`touch {tmp}/pwned3`",
+        f"python | touch {tmp}/pwned4",
+        f"python && touch {tmp}/pwned5 ; rm -rf / #",
+        f"python\n-output {tmp}/pwned6\n-input /etc/passwd",
+        f"../../../../..{tmp}/pwned7",
+        "__label__python 1.0\n__label__web -k 99 -thread 64",
+        "MODEL_PATH=/etc/passwd FASTTEXT_BINARY=/bin/sh LD_PRELOAD=/tmp/x.so",
+        "${IFS}cat${IFS}/etc/passwd %s%s%n%x",
+        "python\x00/bin/sh\x00-c\x00id",
+        "python\r\n- predict-prob /etc/passwd -",
+        f"\u202e\u2066; touch {tmp}/pwned8 \ud800",
+        f"{MARKER} python pip server",
+    ]
+
+
+def proc_cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+
+
+def proc_environ(pid: int) -> set[bytes]:
+    return set(Path(f"/proc/{pid}/environ").read_bytes().rstrip(b"\0").split(b"\0")) - {b""}
+
+
+def proc_fds(pid: int) -> dict[str, str]:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    return {fd.name: os.readlink(fd) for fd in fd_dir.iterdir()}
+
+
+def test_child_argv_environment_and_fds_are_fixed_and_hostile_texts_change_nothing(
+    cold_app, audit, tmp_path, tiny_model, fasttext_binary
+):
+    expected_argv = [str(fasttext_binary), "predict-prob", str(tiny_model), "-", str(MAX_K)]
+    environ_before = dict(os.environ)
+    process = cold_app.recommender.process
+    texts = hostile_texts(tmp_path)
+
+    # Cold: the first request, itself hostile, starts the child.
+    response = cold_app.tagRecommendations(rest_event({"text": texts[0]}), LambdaContext())
+    assert response["statusCode"] == 200
+    spawned = [e for e in audit if e[0] == "subprocess.Popen"]
+    assert len(spawned) == 1
+    _, (executable, argv, cwd, env), parent_environ = spawned[0]
+    assert [os.fsdecode(a) for a in argv] == expected_argv and os.fsdecode(executable) == str(fasttext_binary)
+    assert env is None and cwd is None  # the child inherits the parent's environment, unchanged
+    pid = process.pid
+    assert proc_cmdline(pid) == expected_argv
+    assert proc_environ(pid) == parent_environ
+    assert {k + b"=" + v for k, v in os.environb.items()} <= parent_environ
+    fds = proc_fds(pid)
+    assert sorted(fds) == ["0", "1", "2"], f"the child inherited open files: {fds}"
+    assert all(target.startswith("pipe:") for target in fds.values()), fds
+
+    # Warm: every hostile text, alone and in a batch, through v1, v2 and direct invocation.
+    audit.clear()
+    for text in texts:
+        for event in (rest_event({"text": text}), http_event({"text": text, "k": MAX_K}), {"text": text}):
+            assert cold_app.tagRecommendations(event, LambdaContext())["statusCode"] == 200
+    batch = cold_app.tagRecommendations(rest_event({"texts": texts, "exclude_used": True}), LambdaContext())
+    assert batch["statusCode"] == 200 and len(json.loads(batch["body"])["results"]) == len(texts)
+    # Fields or event parts naming paths or settings are refused or ignored, never used.
+    for extra in ({"model": "/etc/passwd"}, {"binary": "/bin/sh"}, {"MODEL_PATH": "/etc/passwd"}, {"env": {"A": "1"}}):
+        response = cold_app.tagRecommendations(rest_event({"text": "python", **extra}), LambdaContext())
+        assert response["statusCode"] == 400 and json.loads(response["body"])["error"]["code"] == "unknown_field"
+    event = rest_event({"text": "python"})
+    event.update(
+        queryStringParameters={"model": "/etc/passwd"},
+        pathParameters={"MODEL_PATH": "/etc/passwd"},
+        stageVariables={"FASTTEXT_BINARY": "/bin/sh"},
+    )
+    event["headers"]["X-Model-Path"] = "/etc/passwd"
+    assert cold_app.tagRecommendations(event, LambdaContext())["statusCode"] == 200
+
+    forbidden = [(name, args) for name, args, _ in audit if name != "open"]
+    assert forbidden == [], f"warm requests started processes, set the environment or used the network: {forbidden}"
+    for _, (path, mode, _flags), _ in (e for e in audit if e[0] == "open"):
+        assert not isinstance(mode, str) or not set(mode) & set("wax+"), f"a request opened {path} to write"
+        assert MARKER not in str(path) and str(tmp_path) not in str(path), f"a request opened {path}"
+    assert list(tmp_path.iterdir()) == [], "a hostile text created a file"
+    assert (process.pid, process.starts) == (pid, 1)
+    assert (process.binary_path, process.model_path) == (str(fasttext_binary), str(tiny_model))
+    assert proc_cmdline(pid) == expected_argv
+    assert proc_environ(pid) == parent_environ
+    assert sorted(proc_fds(pid)) == ["0", "1", "2"]
+    assert dict(os.environ) == environ_before
+    assert not any(MARKER.encode() in entry or str(tmp_path).encode() in entry for entry in c_environ())
+
+
+# ---------------------------------------------------------------------------------------------
+# Logs: one line per request, without the caller's text unless LOG_REQUEST_TEXT is set.
+
+
+def _logged(capsys):
+    out, err = capsys.readouterr()
+    return out, err, [json.loads(line) for line in out.splitlines()]
+
+
+def test_no_log_line_carries_the_text_on_any_path(cold_app, capsys, tmp_path, monkeypatch):
+    text = f"{MARKER} python pip #{MARKER}"
+    requests = [
+        ({"text": text}, 200),
+        ({"texts": [text, "x" + MARKER]}, 200),
+        ({"text": text, "k": 0}, 400),
+        ({"text": text, MARKER: 1}, 400),
+        ({"texts": [text, 5]}, 400),
+        ({"text": text + "a" * 20_000}, 413),
+    ]
+    capsys.readouterr()
+    for body, status in requests:
+        for event in (rest_event(body), http_event(body), body):
+            assert cold_app.tagRecommendations(event, LambdaContext())["statusCode"] == status
+    assert cold_app.tagRecommendations(rest_event(f'{{"text": "{MARKER}", oops'), None)["statusCode"] == 400
+    assert cold_app.tagRecommendations(rest_event({"text": text}, method="PUT"), None)["statusCode"] == 405
+    # 503: the model is gone; its log line gives the reason, not the text.
+    monkeypatch.setattr(cold_app.recommender.process, "model_path", str(tmp_path / "gone.bin"))
+    cold_app.recommender.process.close()
+    assert cold_app.tagRecommendations(rest_event({"text": text}), None)["statusCode"] == 503
+    out, err, lines = _logged(capsys)
+    assert MARKER not in out and MARKER not in err
+    assert sum(line["message"] == "request" for line in lines) == 3 * len(requests) + 3
+    assert not any("request_texts" in line for line in lines)
+
+
+def test_request_text_is_logged_only_when_switched_on(cold_app, capsys, monkeypatch):
+    capsys.readouterr()
+    cold_app.tagRecommendations({"text": f"{MARKER} python"}, LambdaContext())
+    assert MARKER not in capsys.readouterr().out
+    monkeypatch.setattr(cold_app, "LOG_REQUEST_TEXT", True)
+    cold_app.tagRecommendations({"texts": [f"{MARKER} python", "pip"]}, LambdaContext())
+    _, _, lines = _logged(capsys)
+    assert lines[-1]["request_texts"] == [f"{MARKER} python", "pip"]
+
+
+def test_log_request_text_is_off_unless_set_to_a_true_value():
+    """LOG_REQUEST_TEXT is read once at import; only 1/true/yes (any case) switch it on."""
+    script = textwrap.dedent(
+        """
+        import importlib, json, os, sys
+        sys.path.insert(0, sys.argv[1])
+        values = [None, "", "0", "false", "False", "no", "off", "2", "on", " true", "1", "true", "TRUE", "Yes"]
+        result = {}
+        for value in values:
+            os.environ.pop("LOG_REQUEST_TEXT", None)
+            if value is not None:
+                os.environ["LOG_REQUEST_TEXT"] = value
+            import handler
+            result[repr(value)] = importlib.reload(handler).LOG_REQUEST_TEXT
+        print(json.dumps(result))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LOG_REQUEST_TEXT"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT)], env=env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    switched_on = {value for value, on in json.loads(out).items() if on}
+    assert switched_on == {"'1'", "'true'", "'TRUE'", "'Yes'"}
+    assert os.environ.get("LOG_REQUEST_TEXT") is None and handler.LOG_REQUEST_TEXT is False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="handler._JsonLogFormatter dumps with ensure_ascii=False, so a text holding a lone surrogate "
+    "(valid JSON: \"\\ud800\") cannot be written to stdout: the request's log line is lost and a "
+    "'--- Logging error ---' traceback goes to stderr; fix: ensure_ascii=True (or errors='backslashreplace')",
+)
+def test_logged_request_text_survives_lone_surrogates(cold_app, capsys, monkeypatch):
+    monkeypatch.setattr(cold_app, "LOG_REQUEST_TEXT", True)
+    capsys.readouterr()
+    response = cold_app.tagRecommendations(rest_event('{"text": "python \\ud800 pip"}'), LambdaContext())
+    assert response["statusCode"] == 200
+    out, err, lines = _logged(capsys)
+    assert err == ""
+    assert [line["message"] for line in lines if line["message"] == "request"] == ["request"]
+    assert lines[-1]["request_texts"] == ["python \ud800 pip"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The Lambda role, as `serverless package` generates it: write its own logs, nothing else.
+
+LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:TagResource"}
+ALLOWED_MANAGED_POLICIES = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.fixture(scope="module")
+def cloudformation_template(tmp_path_factory, tiny_model, fasttext_binary):
+    cli = ROOT / "node_modules" / ".bin" / "serverless"
+    assert cli.exists(), "run `make setup` first: node_modules is installed by the setup"
+    service = tmp_path_factory.mktemp("security") / "fasttext-serverless"
+    service.mkdir()
+    for name in ["serverless.yml", "package.json", "requirements.txt", *runtime_modules()]:
+        shutil.copy2(ROOT / name, service / name)
+    shutil.copy2(fasttext_binary, service / "fasttext")
+    shutil.copyfile(tiny_model, service / "model.bin")
+    (service / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "VIRTUAL_ENV"}
+    env.update(
+        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+        AWS_SECRET_ACCESS_KEY="not-a-real-secret",
+        AWS_EC2_METADATA_DISABLED="true",
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    )
+    result = subprocess.run(
+        [str(cli), "package"], cwd=service, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads((service / ".serverless" / "cloudformation-template-update-stack.json").read_text())
+
+
+def test_lambda_role_may_only_write_its_own_logs(cloudformation_template):
+    resources = cloudformation_template["Resources"]
+    roles = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    assert list(roles) == ["IamRoleLambdaExecution"]
+    role = roles["IamRoleLambdaExecution"]
+    assume = role["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in assume] == [{"Service": ["lambda.amazonaws.com"]}]
+    assert set(role.get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES
+    assert not [r for r in resources.values() if r["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}]
+    statements = [s for policy in role.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+    assert statements
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        actions = set(_as_list(statement["Action"]))
+        resources_ = json.dumps(statement["Resource"])
+        if actions <= LOG_ACTIONS:
+            assert ":log-group:/aws/lambda/" in resources_ and '"*"' not in resources_, statement
+        else:
+            # A model kept in S3 needs exactly s3:GetObject on that one object, nothing wider.
+            assert actions == {"s3:GetObject"} and '"*"' not in resources_, statement
+    function = resources["TagRecommendationsLambdaFunction"]["Properties"]
+    assert function["Role"] == {"Fn::GetAtt": ["IamRoleLambdaExecution", "Arn"]}
+    assert "VpcConfig" not in function
+    assert not {"LOG_REQUEST_TEXT", "LD_PRELOAD", "PYTHONPATH"} & set(function["Environment"]["Variables"])
