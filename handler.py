@@ -28,7 +28,7 @@ class _JsonLogFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, default=str)  # ASCII: a lone surrogate in a text cannot break the line
 
 
 class _StdoutHandler(logging.StreamHandler):

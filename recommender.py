@@ -1,6 +1,5 @@
 """Hashtag recommendations: request validation, cleaning, and fastText's answers shaped for callers."""
 
-import math
 import os
 from dataclasses import dataclass
 
@@ -88,12 +87,8 @@ def _valid_k(k: object) -> int:
 
 
 def _valid_threshold(threshold: object) -> float:
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, (int, float))
-        or not math.isfinite(threshold)
-        or not 0 <= threshold <= 1
-    ):
+    # The comparison also turns away NaN, infinities and integers too big for a float.
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise InvalidRequest("invalid_threshold", "threshold must be a number from 0 to 1")
     return float(threshold)
 

@@ -7,7 +7,8 @@ fastText, so both sides call `clean_text` from here and nowhere else.
 import html
 import re
 
-_HTML_TAG = re.compile(r"<[^>]*>")
+# No `<` inside a tag: with `<[^>]*>` a run of `<` without `>` backtracks quadratically.
+_HTML_TAG = re.compile(r"<[^<>]*>")
 # A token fastText sees is a run of word characters; everything else (punctuation,
 # underscores, symbols, control characters, lone surrogates) separates tokens.
 # Underscores go too, so no cleaned text can spell fastText's `__label__` prefix.

@@ -295,12 +295,6 @@ def test_log_request_text_is_off_unless_set_to_a_true_value():
     assert os.environ.get("LOG_REQUEST_TEXT") is None and handler.LOG_REQUEST_TEXT is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handler._JsonLogFormatter dumps with ensure_ascii=False, so a text holding a lone surrogate "
-    "(valid JSON: \"\\ud800\") cannot be written to stdout: the request's log line is lost and a "
-    "'--- Logging error ---' traceback goes to stderr; fix: ensure_ascii=True (or errors='backslashreplace')",
-)
 def test_logged_request_text_survives_lone_surrogates(cold_app, capsys, monkeypatch):
     monkeypatch.setattr(cold_app, "LOG_REQUEST_TEXT", True)
     capsys.readouterr()

@@ -62,3 +62,7 @@ def test_every_label_pasted_back_is_recognised_as_used():
     for label in labels:
         text = f"Some text #{label} more text"
         assert extract_hashtags(text) == ["#" + label], label
+
+
+def test_tags_are_matched_without_spanning_a_stray_angle_bracket():
+    assert clean_text("if a <b> then <c") == "if a then c"
