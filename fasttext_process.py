@@ -73,9 +73,13 @@ def parse_answer(line: str) -> list[tuple[str, float]]:
     for label, prob in zip(fields[::2], fields[1::2]):
         if not label.startswith(LABEL_PREFIX):
             raise FastTextError("fastText gave an answer that could not be parsed")
-        # predict-prob prints exp(log(p + 1e-5)), so a certain label can come out as 1.00001.
-        pairs.append((label[len(LABEL_PREFIX):], min(1.0, max(0.0, float(prob)))))
+        pairs.append((label[len(LABEL_PREFIX):], _probability(prob)))
     return pairs
+
+
+def _probability(printed: str) -> float:
+    # predict-prob prints exp(log(p + 1e-5)): undo the offset, so 1.00001 is 1 and 1e-05 is 0.
+    return min(1.0, max(0.0, round(float(printed) - 1e-5, 6)))
 
 
 class FastTextProcess:

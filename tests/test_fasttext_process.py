@@ -46,8 +46,9 @@ def top_label(answer):
     return answer[0][0]
 
 
-def test_parse_answer_strips_prefix_and_clamps_probability():
-    assert parse_answer("__label__python 1.00001 __label__web 0.25") == [("python", 1.0), ("web", 0.25)]
+def test_parse_answer_strips_prefix_and_undoes_fasttexts_probability_offset():
+    answer = parse_answer("__label__python 1.00001 __label__web 0.25001 __label__cpp 1e-05")
+    assert answer == [("python", 1.0), ("web", 0.25), ("cpp", 0.0)]
     assert parse_answer("") == []
 
 

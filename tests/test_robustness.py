@@ -617,7 +617,8 @@ def one_shot_predictions(binary, model, lines):
     for answer in answers[:-1]:
         fields = answer.split(" ")
         parsed.append([
-            (label.removeprefix("__label__"), min(1.0, float(probability)))
+            # fastText prints p + 1e-5; the API reports p, rounded to 6 places.
+            (label.removeprefix("__label__"), min(1.0, max(0.0, round(float(probability) - 1e-5, 6))))
             for label, probability in zip(fields[::2], fields[1::2])
         ])
     return parsed
