@@ -3,7 +3,6 @@ and API Gateway events shaped the way the platform sends them."""
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

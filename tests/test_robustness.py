@@ -15,7 +15,6 @@ import json
 import operator
 import os
 import subprocess
-import sys
 import unicodedata
 import uuid
 from pathlib import Path

@@ -18,26 +18,10 @@ import handler
 from conftest import LambdaContext, http_event, rest_event
 from fasttext_process import FastTextProcess
 from recommender import MAX_K, Recommender
+from test_serverless import runtime_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "zqsecuritymarker"
-
-
-def runtime_modules() -> list[str]:
-    """handler.py and the top-level modules it imports, directly or not: what ships in the zip."""
-    local = {p.stem for p in ROOT.glob("*.py")}
-    seen, todo = set(), ["handler"]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for node in ast.walk(ast.parse((ROOT / f"{name}.py").read_text())):
-            if isinstance(node, ast.Import):
-                todo += [a.name.split(".")[0] for a in node.names if a.name.split(".")[0] in local]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                todo += [node.module.split(".")[0]] if node.module.split(".")[0] in local else []
-    return sorted(f"{name}.py" for name in seen)
 
 
 def _dotted(node) -> str:
@@ -53,7 +37,7 @@ def _dotted(node) -> str:
 
 
 def test_runtime_modules_never_run_a_shell_or_evaluate_code():
-    modules = runtime_modules()
+    modules = sorted(runtime_modules())
     assert {"handler.py", "recommender.py", "fasttext_process.py", "text_cleaning.py"} <= set(modules)
     for module in modules:
         source = (ROOT / module).read_text()
@@ -71,7 +55,7 @@ def test_runtime_modules_never_run_a_shell_or_evaluate_code():
 
 
 def test_only_fasttext_process_starts_a_process_and_with_a_fixed_argv_list():
-    users = [m for m in runtime_modules() if "subprocess" in (ROOT / m).read_text()]
+    users = [m for m in sorted(runtime_modules()) if "subprocess" in (ROOT / m).read_text()]
     assert users == ["fasttext_process.py"]
     tree = ast.parse((ROOT / "fasttext_process.py").read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func).startswith("subprocess.")]
@@ -323,7 +307,7 @@ def cloudformation_template(tmp_path_factory, tiny_model, fasttext_binary):
     assert cli.exists(), "run `make setup` first: node_modules is installed by the setup"
     service = tmp_path_factory.mktemp("security") / "fasttext-serverless"
     service.mkdir()
-    for name in ["serverless.yml", "package.json", "requirements.txt", *runtime_modules()]:
+    for name in ["serverless.yml", "package.json", "requirements.txt", *sorted(runtime_modules())]:
         shutil.copy2(ROOT / name, service / name)
     shutil.copy2(fasttext_binary, service / "fasttext")
     shutil.copyfile(tiny_model, service / "model.bin")

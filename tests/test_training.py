@@ -1,7 +1,6 @@
 """Tests of the training pipeline (tiny generated data; the full dataset is only sampled for cleaning parity)."""
 
 import gzip
-import itertools
 import json
 import random
 import subprocess
@@ -201,7 +200,30 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     finally:
         process.close()
     assert answer[0][0] == "works-with-audio"
-    assert "step 2/5: fasttext supervised" in trained["stderr"] and "Progress:" in trained["stderr"]
+    assert "step 3/6: fasttext supervised" in trained["stderr"] and "Progress:" in trained["stderr"]
+
+
+def test_pretrain_step_builds_vectors_from_training_split(trained, tiny_dataset):
+    """The default preset's pretraining: word vectors from the training texts, with the supervised dim."""
+    m = trained["metrics"]
+    pretrain = get_preset("default")["pretrain"]
+    assert pretrain is not None and m["pretrain_params"] == {**pretrain, "dim": 8}
+    assert "step 2/6: fasttext skipgram word vectors on the training texts only" in trained["stderr"]
+    assert m["pretrain_seconds"] > 0
+    vec = trained["build"] / "vectors.vec"
+    assert m["params"]["pretrainedVectors"] == str(vec.resolve())
+    assert tr.read_vec_dim(vec) == 8 and not (trained["build"] / "vectors.bin").exists()
+    # Only training text: the vectors' input file is the cleaned training split, line for line.
+    train_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["train"])]
+    assert (trained["build"] / "train.text.txt").read_text().splitlines() == train_texts
+
+
+def test_no_pretrain(tiny_dataset, tmp_path):
+    result = run_train(tiny_dataset, tmp_path / "nopre.bin", "--no-pretrain", "--no-quantize")
+    m = json.loads((tmp_path / "nopre.metrics.json").read_text())
+    assert m["pretrain_params"] is None and m["pretrain_seconds"] == 0.0
+    assert "pretrainedVectors" not in m["params"]
+    assert "step 2/6: no word-vector pretraining" in result.stderr
 
 
 def test_end_to_end_report_and_figure(trained):
@@ -231,6 +253,7 @@ def test_pretrained_vectors(tiny_dataset, tmp_path, fasttext_binary):
     assert "-pretrainedVectors" in m["train_args"]
     assert read_model_header(str(tmp_path / "pre.bin")).dim == 6
     assert "using -dim 6 instead of 8" in result.stderr
+    assert "step 2/6: no word-vector pretraining" in result.stderr  # the given .vec replaces the preset's step
     assert m["p_at_1"] >= 0.9
 
 
