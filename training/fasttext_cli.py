@@ -87,6 +87,22 @@ def train(binary: Path, train_file: Path, output_prefix: Path, params: dict, thr
     return run(cmd, quiet=quiet)
 
 
+def pretrain(binary: Path, text_file: Path, output_prefix: Path, pparams: dict, threads: int = 2,
+             verbose: int = 2, quiet: bool = False) -> float:
+    """`fasttext skipgram|cbow` word vectors on unlabelled text; writes OUTPUT_PREFIX.vec (and .bin).
+
+    pparams: "model" ("skipgram" or "cbow") and the other options (dim, epoch, minCount, ...).
+    Returns seconds taken.
+    """
+    pparams = dict(pparams)
+    model = pparams.pop("model", "skipgram")
+    if model not in ("skipgram", "cbow"):
+        raise SystemExit(f"pretrain model must be skipgram or cbow, not {model!r}")
+    cmd = [binary, model, "-input", text_file, "-output", output_prefix,
+           *params_to_args(pparams), "-thread", str(threads), "-verbose", str(verbose)]
+    return run(cmd, quiet=quiet)
+
+
 def quantize(binary: Path, train_file: Path, output_prefix: Path, qparams: dict, threads: int = 2,
              verbose: int = 2, quiet: bool = False) -> float:
     """`fasttext quantize` of OUTPUT_PREFIX.bin into OUTPUT_PREFIX.ftz; returns seconds taken.

@@ -1,5 +1,7 @@
 """Named training presets: fastText `supervised` parameters and, optionally, `quantize` parameters.
 
+`pretrain` (optional) holds `fasttext skipgram|cbow` options for word vectors trained on
+the training split and passed to `supervised` as -pretrainedVectors (`dim` comes from `train`);
 `train` holds `fasttext supervised` options (without the leading dash); `quantize`
 holds `fasttext quantize` options (booleans are flags), or None to ship the model
 unquantized. `-thread` and `-verbose` are set by training/train.py, not here.
@@ -22,6 +24,11 @@ PRESETS: dict[str, dict] = {
     # of P@1 in the grid; with these parameters it costs ~0.1-0.2 point.
     "default": {
         "description": "best configuration found within the 10 MiB budget (see training/REPORT.md)",
+        # Word vectors trained first on the training split's cleaned texts (`fasttext skipgram`,
+        # with the supervised dim), then given to `supervised` as -pretrainedVectors: +1.4-1.6
+        # points of R@5 after quantization (training/REPORT.md). -minn 0 -maxn 0: the supervised
+        # model only reads word vectors, so subword n-grams would cost 7x the time for nothing.
+        "pretrain": {"model": "skipgram", "epoch": 5, "minCount": 3, "minn": 0, "maxn": 0},
         "train": {"loss": "ova", "dim": 100, "epoch": 30, "lr": 0.1, "wordNgrams": 2, "bucket": 2000000},
         # -retrain re-reads -epoch and -lr from the quantize command line (fastText's defaults: 5, 0.1).
         "quantize": {"cutoff": 150000, "retrain": True, "qnorm": True, "epoch": 5, "lr": 0.05},

@@ -1,11 +1,14 @@
 """Train, quantize and evaluate the hashtag model with the bundled fastText CLI.
 
     python -m training.train --preset default --output model.bin
-        [--pretrained-vectors FILE.vec] [--train data/train.tsv.gz --valid data/valid.tsv.gz]
-        [--set dim=10 --set epoch=2 --quantize-set cutoff=1000]
+        [--pretrained-vectors FILE.vec | --no-pretrain] [--train data/train.tsv.gz --valid data/valid.tsv.gz]
+        [--set dim=10 --set epoch=2 --quantize-set cutoff=1000 --pretrain-set epoch=1]
 
 Writes OUTPUT (the model) and, next to it, OUTPUT-stem.metrics.json, .report.md and .pr.png.
 Training text is cleaned with text_cleaning.clean_text, as the endpoint cleans requests.
+If the preset has a `pretrain` entry, word vectors are first trained (`fasttext skipgram`
+or `cbow`, with the supervised `dim`) on the cleaned texts of the TRAINING split only, and
+the supervised model starts from them (`-pretrainedVectors`).
 """
 
 import argparse
@@ -110,6 +113,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help="override a fastText supervised parameter of the preset (repeatable)")
     parser.add_argument("--quantize-set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a fastText quantize parameter of the preset (repeatable)")
+    parser.add_argument("--pretrain-set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a word-vector pretraining parameter of the preset (repeatable)")
+    parser.add_argument("--no-pretrain", action="store_true",
+                        help="skip the preset's word-vector pretraining step")
     parser.add_argument("--no-quantize", action="store_true", help="ship the model unquantized")
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--build-dir", type=Path, help="keep intermediate files here (default: a temp dir)")
@@ -124,6 +131,13 @@ def main(argv: list[str] | None = None) -> dict:
         qparams = {**(qparams or {}), **parse_overrides(args.quantize_set)}
     if args.no_quantize:
         qparams = None
+    pparams = preset.get("pretrain")
+    if args.pretrain_set:
+        pparams = {**(pparams or {}), **parse_overrides(args.pretrain_set)}
+    if args.no_pretrain or args.pretrained_vectors:
+        pparams = None
+    if pparams is not None:
+        pparams = {**pparams, "dim": params.get("dim", 100)}
     if args.pretrained_vectors:
         dim = read_vec_dim(args.pretrained_vectors)
         if params.get("dim") != dim:
@@ -137,8 +151,9 @@ def main(argv: list[str] | None = None) -> dict:
     build = Path(build_ctx.name) if build_ctx else args.build_dir
     build.mkdir(parents=True, exist_ok=True)
     try:
-        log(f"preset {args.preset!r}: supervised {' '.join(ft.params_to_args(params))}; quantize {qparams}")
-        log(f"step 1/5: writing cleaned training files into {build}")
+        log(f"preset {args.preset!r}: pretrain {pparams}; supervised {' '.join(ft.params_to_args(params))}; "
+            f"quantize {qparams}")
+        log(f"step 1/6: writing cleaned training files into {build}")
         train_examples = list(read_examples(args.train))
         valid_examples = list(read_examples(args.valid))
         train_file, valid_file, valid_text = build / "train.txt", build / "valid.txt", build / "valid.text.txt"
@@ -150,30 +165,43 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"  {len(train_examples)} training and {len(valid_examples)} validation examples, "
             f"{len(label_counts)} labels in training")
 
-        log("step 2/5: fasttext supervised")
+        pretrain_seconds = 0.0
+        if pparams is not None:
+            log(f"step 2/6: fasttext {pparams.get('model', 'skipgram')} word vectors on the training texts only")
+            train_text = build / "train.text.txt"
+            ft.write_text_file(train_examples, train_text)
+            vectors = build / "vectors"
+            pretrain_seconds = ft.pretrain(binary, train_text, vectors, pparams, threads=args.threads)
+            vectors.with_suffix(".bin").unlink(missing_ok=True)  # only the .vec is needed
+            params["pretrainedVectors"] = str(vectors.with_suffix(".vec").resolve())
+            log(f"  trained in {pretrain_seconds:.1f} s: {vectors.with_suffix('.vec')}")
+        else:
+            log("step 2/6: no word-vector pretraining")
+
+        log("step 3/6: fasttext supervised")
         prefix = build / "model"
         supervised_seconds = ft.train(binary, train_file, prefix, params, threads=args.threads)
         unquantized = prefix.with_suffix(".bin")
         log(f"  trained in {supervised_seconds:.1f} s: {unquantized.stat().st_size:,} bytes")
 
-        log("step 3/5: evaluating the unquantized model on validation")
+        log("step 4/6: evaluating the unquantized model on validation")
         before, predictions = evaluate(binary, unquantized, valid_text, gold)
         log("  " + ", ".join(f"{k} {v:.4f}" for k, v in before.items()))
 
         quantize_seconds = 0.0
         final_model = unquantized
         if qparams is not None:
-            log("step 4/5: fasttext quantize")
+            log("step 5/6: fasttext quantize")
             quantize_seconds = ft.quantize(binary, train_file, prefix, qparams, threads=args.threads)
             final_model = prefix.with_suffix(".ftz")
             log(f"  quantized in {quantize_seconds:.1f} s: {final_model.stat().st_size:,} bytes")
             final, predictions = evaluate(binary, final_model, valid_text, gold)
             log("  " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
         else:
-            log("step 4/5: no quantization in this preset")
+            log("step 5/6: no quantization in this preset")
             final = before
 
-        log("step 5/5: writing the model, metrics, report and figure")
+        log("step 6/6: writing the model, metrics, report and figure")
         shutil.copyfile(final_model, paths["model"])
         check = cross_check(binary, final_model, valid_file, gold, predictions, set(label_counts))
         training_seconds = time.monotonic() - started
@@ -196,6 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
             "validation_unquantized": before,
             "fasttext_test": check,
             "training_seconds": training_seconds,
+            "pretrain_seconds": pretrain_seconds,
+            "pretrain_params": pparams,
             "supervised_seconds": supervised_seconds,
             "quantize_seconds": quantize_seconds,
             "threads": args.threads,
