@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=10000, help="warm handler and floor requests (default 10000)")
     parser.add_argument("--warmup", type=int, default=300, help="untimed requests first (default 300)")
     parser.add_argument("--rounds", type=int, default=4,
-                        help="handler, floor and seed take turns this many times, requests split between rounds (default 4)")
+                        help="handler, floor, pipe and seed take turns this many times, requests split between rounds (default 4)")
     parser.add_argument("--seed-requests", type=int, default=100, help="process-per-request iterations (default 100)")
     parser.add_argument("--cold-reps", type=int, default=15, help="cold start repetitions (default 15)")
     parser.add_argument("--batch-seconds", type=float, default=2.0, help="time per batch size (default 2 s)")
@@ -112,21 +112,22 @@ def combine(parts: list[dict]) -> dict:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    """Warm handler, floor and seed in alternating rounds (so the three share whatever else the
+    """Warm handler, floor, bare pipe and seed in alternating rounds (so that all share whatever else the
     machine is doing), then the cold start; pinned first, then unpinned; then the load test."""
     modes = [("pinned", str(args.cpu))] + ([] if args.skip_unpinned else [("unpinned", "all")])
     results = {"modes": {}}
     rounds = args.rounds
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for mode, cpus in modes:
-            parts = {"handler": [], "floor": [], "seed": []}
+            parts = {"handler": [], "floor": [], "pipe": [], "seed": []}
             for r in range(rounds):
                 log(f"{mode} (cpus {cpus}), round {r + 1}/{rounds}: warm handler"
-                    + (" + batches" if r == 0 else "") + ", floor, seed design")
+                    + (" + batches" if r == 0 else "") + ", floor, bare pipe, seed design")
                 parts["handler"].append(run_worker(
                     "handler", cpus, args, Path(tmp), requests=share(args.requests, rounds, r),
                     batch_sizes=[1, 10, 100] if r == 0 else []))
                 parts["floor"].append(run_worker("floor", cpus, args, Path(tmp), requests=share(args.requests, rounds, r)))
+                parts["pipe"].append(run_worker("pipe", cpus, args, Path(tmp), requests=share(args.requests, rounds, r)))
                 parts["seed"].append(run_worker(
                     "seed", cpus, args, Path(tmp), requests=share(args.seed_requests, rounds, r), warmup=3))
             r = results["modes"][mode] = {kind: combine(p) for kind, p in parts.items()}
@@ -229,6 +230,10 @@ def report(results: dict, args: argparse.Namespace, meta: dict) -> str:
 
     row(f"warm handler, 1 text, median / p99 (n={args.requests})", lambda r: lat(r["handler"]["latency"]))
     row(f"floor: fasttext-predict in process + cleaning, median / p99 (n={args.requests})", lambda r: lat(r["floor"]["latency"]))
+    row(f"fastText child alone: bare pipe round trip, k=50, no parsing, median / p99 (n={args.requests})",
+        lambda r: lat(r["pipe"]["latency"]))
+    row("&nbsp;&nbsp;warm handler − bare pipe (Python's share), medians",
+        lambda r: ms(r["handler"]["latency"]["p50_ms"] - r["pipe"]["latency"]["p50_ms"]))
     row(f"seed design: new fastText process per request, median / p99 (n={args.seed_requests})", lambda r: lat(r["seed"]["latency"]))
     row("warm handler: errors / fastText processes started", lambda r: f"{r['handler']['errors']} / {r['handler']['fasttext_starts']} per round")
     row("cold start: `python -c pass`, median", lambda r: ms(r["cold"]["bare_ms"]))
@@ -290,14 +295,17 @@ def report(results: dict, args: argparse.Namespace, meta: dict) -> str:
       "before anything starts, so fastText children inherit it. \"Pinned\" is one CPU, as Lambda gives a function "
       "below 1769 MB; on this machine a pipe round trip that crosses CPUs costs tens of µs more, so unpinned is not "
       "necessarily faster.")
-    w(f"- Warm handler, floor and seed design take turns in {args.rounds} rounds, each in a fresh process, the "
-      "requests split between the rounds and pooled, so that all three share whatever else the machine is doing.")
+    w(f"- Warm handler, floor, bare pipe and seed design take turns in {args.rounds} rounds, each in a fresh process, the "
+      "requests split between the rounds and pooled, so that all of them share whatever else the machine is doing.")
     w("- Warm handler: what the Lambda runtime does per invocation — `json.loads` of the whole API Gateway v1 event, "
       "`handler.tagRecommendations(event, context)`, `json.dumps` of its response — after "
       f"{args.warmup} untimed requests (per round); one fastText process answers them all. Handler logs (one JSON line per "
       "request) are written to a file, as Lambda writes them to stdout.")
     w("- Floor: `text_cleaning.clean_text` then `fasttext.load_model(model).predict(line, k=5)` (fasttext-predict), "
       "model loaded once.")
+    w("- Bare pipe: already-cleaned lines written to a long-lived `fasttext predict-prob model - 50`, the answer "
+      "read with blocking `os.read` in 64 KiB chunks, nothing parsed: the part of the handler's time that the "
+      "process design itself costs (fastText's predict for k=50 and printing, two pipe hops).")
     w("- Seed design: `clean_text`, then `Popen([fasttext, predict-prob, model, -, 50])` and `communicate(text)` per "
       "request, answer parsed; 3 untimed requests first.")
     w("- Cold start: runtime modules (every top-level *.py) copied to a fresh package directory; per repetition, "

@@ -9,6 +9,7 @@ kinds:
   handler  warm requests through handler.tagRecommendations (API Gateway v1 events),
            then batches of 1, 10 and 100 texts
   floor    the same texts through the in-process binding (fasttext-predict), cleaning included
+  pipe     the long-lived fastText child alone: cleaned lines over a bare pipe, nothing parsed
   seed     the seed's design: a new `fasttext predict-prob` process per request
   cold     fresh interpreters that import handler and answer one request, against `python -c pass`
 """
@@ -166,6 +167,35 @@ def seed_worker(cfg: dict) -> dict:
     return {"durations": durations, "errors": errors}
 
 
+def pipe_worker(cfg: dict) -> dict:
+    """The long-lived child alone: already-cleaned lines written to a bare `fasttext predict-prob
+    MODEL - 50`, answers read with blocking os.read in 64 KiB chunks, nothing parsed. What the
+    handler's design cannot go below; the handler's latency minus this is Python's share."""
+    use_runtime(cfg)
+    from text_cleaning import clean_text
+
+    lines = [clean_text(t) for t in benchlib.load_texts(cfg["texts"])]
+    lines = [(line + "\n").encode("utf-8") for line in lines if line]
+    proc = subprocess.Popen([str(benchlib.FASTTEXT), "predict-prob", cfg["model"], "-", str(MAX_K)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    stdin, stdout = proc.stdin.fileno(), proc.stdout.fileno()
+
+    def call(line: bytes) -> float:
+        t0 = time.perf_counter()
+        os.write(stdin, line)
+        answer = os.read(stdout, 1 << 16)
+        while not answer.endswith(b"\n"):
+            answer += os.read(stdout, 1 << 16)
+        return time.perf_counter() - t0
+
+    for i in range(cfg["warmup"]):
+        call(lines[i % len(lines)])
+    durations = [call(lines[i % len(lines)]) for i in range(cfg["requests"])]
+    proc.stdin.close()
+    proc.wait()
+    return {"durations": durations, "errors": 0}
+
+
 _COLD_CHILD = """\
 import time
 _t_code = time.perf_counter()
@@ -261,7 +291,8 @@ def cold_worker(cfg: dict) -> dict:
     return result
 
 
-WORKERS = {"handler": handler_worker, "floor": floor_worker, "seed": seed_worker, "cold": cold_worker}
+WORKERS = {"handler": handler_worker, "floor": floor_worker, "pipe": pipe_worker, "seed": seed_worker,
+           "cold": cold_worker}
 
 
 def main() -> None:
