@@ -229,6 +229,16 @@ def test_no_pretrain(tiny_dataset, tmp_path):
     assert "step 2/6: no word-vector pretraining" in result.stderr
 
 
+def test_failed_pretraining_falls_back_to_no_vectors(tiny_dataset, tmp_path):
+    # Without subwords, fastText's skipgram aborts on NaN on this tiny corpus.
+    result = run_train(tiny_dataset, tmp_path / "fallback.bin", "--no-quantize",
+                       "--pretrain-set", "minn=0", "--pretrain-set", "maxn=0")
+    assert "word-vector pretraining failed, continuing without pretrained vectors" in result.stderr
+    m = json.loads((tmp_path / "fallback.metrics.json").read_text())
+    assert m["pretrain_params"] is None and "pretrainedVectors" not in m["params"]
+    assert (tmp_path / "fallback.bin").stat().st_size > 0
+
+
 def test_end_to_end_report_and_figure(trained):
     report = (trained["dir"] / "tiny.report.md").read_text()
     m = trained["metrics"]

@@ -171,10 +171,17 @@ def main(argv: list[str] | None = None) -> dict:
             train_text = build / "train.text.txt"
             ft.write_text_file(train_examples, train_text)
             vectors = build / "vectors"
-            pretrain_seconds = ft.pretrain(binary, train_text, vectors, pparams, threads=args.threads)
-            vectors.with_suffix(".bin").unlink(missing_ok=True)  # only the .vec is needed
-            params["pretrainedVectors"] = str(vectors.with_suffix(".vec").resolve())
-            log(f"  trained in {pretrain_seconds:.1f} s: {vectors.with_suffix('.vec')}")
+            try:
+                pretrain_seconds = ft.pretrain(binary, train_text, vectors, pparams, threads=args.threads)
+            except RuntimeError as e:
+                # fastText 0.9.3 can abort on NaN here for a very small corpus; the supervised
+                # model trains fine without the vectors, so carry on rather than fail the run.
+                log(f"  word-vector pretraining failed, continuing without pretrained vectors: {e}")
+                pparams = None
+            else:
+                vectors.with_suffix(".bin").unlink(missing_ok=True)  # only the .vec is needed
+                params["pretrainedVectors"] = str(vectors.with_suffix(".vec").resolve())
+                log(f"  trained in {pretrain_seconds:.1f} s: {vectors.with_suffix('.vec')}")
         else:
             log("step 2/6: no word-vector pretraining")
 
