@@ -218,7 +218,9 @@ def report(results: dict, args: argparse.Namespace, meta: dict) -> str:
     w(f"- model: {md['path']}{' (the default model.bin)' if md['is_default'] else ' (NOT the default model.bin)'}, "
       f"{md['bytes'] / 2**20:.2f} MiB, sha256 {md['sha256'][:12]}…, {md['labels']} labels, {md['words']} words, dim {md['dim']}")
     w(f"- texts: {meta['texts']} descriptions from data/valid.tsv.gz, fixed shuffled order")
-    w(f"- load average (1/5/15 min) at start: {meta['load_start']}; at end: {meta['load_end']}")
+    before_load = f"; before the load test: {results['load']['load_before']}" if "load" in results else ""
+    w(f"- load average (1/5/15 min) at start: {meta['load_start']}{before_load}; at end: {meta['load_end']} "
+      "(the load test itself keeps both CPUs busy)")
     w("")
     w("## Latency and throughput")
     w("")
