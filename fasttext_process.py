@@ -64,9 +64,10 @@ def read_model_header(model_path: str) -> ModelHeader:
     return ModelHeader(dim=dim, words=words, labels=labels)
 
 
-def parse_answer(line: str) -> list[tuple[str, float]]:
-    """Turn one `__label__a 0.9 __label__b 0.1` answer line into (label, probability) pairs."""
-    fields = line.split()
+def parse_answer(line: str, limit: int | None = None) -> list[tuple[str, float]]:
+    """Turn one `__label__a 0.9 __label__b 0.1` answer line into (label, probability) pairs,
+    only the first `limit` of them when given (the line holds the process's k, often 50)."""
+    fields = line.split() if limit is None else line.split(None, 2 * limit)[: 2 * limit]
     if len(fields) % 2:
         raise FastTextError("fastText gave an answer that could not be parsed")
     pairs = []
@@ -91,6 +92,7 @@ class FastTextProcess:
         self.k = k
         self.timeout = timeout
         self._proc: subprocess.Popen | None = None
+        self._selector: selectors.BaseSelector | None = None
         self._has_answered = False
         self._lock = threading.Lock()
         self.starts = 0
@@ -99,7 +101,7 @@ class FastTextProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def predict(self, lines: list[str]) -> list[list[tuple[str, float]]]:
+    def predict(self, lines: list[str], limit: int | None = None) -> list[list[tuple[str, float]]]:
         """Answer each line (one cleaned text, no newline) with its top-k (label, probability) pairs.
 
         A process found dead mid-request (killed, crashed) is restarted and the whole
@@ -108,11 +110,11 @@ class FastTextProcess:
         payload = "".join(line + "\n" for line in lines).encode("utf-8", "replace")
         with self._lock:
             try:
-                return self._round_trip(payload, len(lines))
+                return self._round_trip(payload, len(lines), limit)
             except _ProcessDied:
                 log.warning("fastText process died mid-request; restarting it once")
             try:
-                return self._round_trip(payload, len(lines))
+                return self._round_trip(payload, len(lines), limit)
             except _ProcessDied as e:
                 raise FastTextUnavailable(str(e)) from None
 
@@ -120,7 +122,7 @@ class FastTextProcess:
         with self._lock:
             self._kill()
 
-    def _round_trip(self, payload: bytes, expected_lines: int) -> list[list[tuple[str, float]]]:
+    def _round_trip(self, payload: bytes, expected_lines: int, limit: int | None = None) -> list[list[tuple[str, float]]]:
         proc = self._running_process()
         try:
             raw_lines = self._exchange(proc, payload, expected_lines)
@@ -130,7 +132,7 @@ class FastTextProcess:
         except _ProcessDied:
             self._kill()
             raise
-        return [parse_answer(line.decode("utf-8", "replace")) for line in raw_lines]
+        return [parse_answer(line.decode("utf-8", "replace"), limit) for line in raw_lines]
 
     def _running_process(self) -> subprocess.Popen:
         if self._proc is not None and self._proc.poll() is not None:
@@ -156,6 +158,8 @@ class FastTextProcess:
         )
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             os.set_blocking(stream.fileno(), False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(proc.stdout, selectors.EVENT_READ)
         self._has_answered = False
         self.starts += 1
         log.info("started fastText process pid %d", proc.pid)
@@ -171,10 +175,15 @@ class FastTextProcess:
         out = bytearray()
         lines: list[bytes] = []
         pending = memoryview(payload)
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            if pending:
-                sel.register(proc.stdin, selectors.EVENT_WRITE)
+        # Most requests fit in the (empty) stdin pipe: write them at once, then only wait for
+        # answers, with the selector made once per process; stdin is watched only if some is left.
+        if pending:
+            pending = pending[self._write_some(proc, pending):]
+        sel = self._selector
+        watching_stdin = bool(pending)
+        if watching_stdin:
+            sel.register(proc.stdin, selectors.EVENT_WRITE)
+        try:
             while len(lines) < expected_lines:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -184,12 +193,16 @@ class FastTextProcess:
                         pending = pending[self._write_some(proc, pending):]
                         if not pending:
                             sel.unregister(proc.stdin)
+                            watching_stdin = False
                     else:
                         chunk = self._read_some(proc)
                         out += chunk
                         *complete, rest = out.split(b"\n")
                         lines.extend(complete)
                         out = bytearray(rest)
+        finally:
+            if watching_stdin:
+                sel.unregister(proc.stdin)
         if out or len(lines) != expected_lines:
             raise _ProcessDied("fastText answered more lines than it was asked")
         self._has_answered = True
@@ -205,6 +218,8 @@ class FastTextProcess:
     def _write_some(self, proc: subprocess.Popen, pending: memoryview) -> int:
         try:
             return os.write(proc.stdin.fileno(), pending)
+        except BlockingIOError:
+            return 0
         except BrokenPipeError:
             raise _ProcessDied(self._death_reason(proc)) from None
 
@@ -232,6 +247,9 @@ class FastTextProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
         if proc.poll() is None:
             proc.kill()
         proc.wait()

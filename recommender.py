@@ -132,7 +132,9 @@ class Recommender:
         asked = [line for line in cleaned if line]
         if asked:
             self.model.local_path()
-        answers = iter(self.process.predict(asked) if asked else [])
+        # Only as many labels as the answer can use: k, or all when used hashtags are skipped.
+        limit = MAX_K if request.exclude_used else request.k
+        answers = iter(self.process.predict(asked, limit) if asked else [])
         return [
             self._result(text, next(answers) if line else [], request)
             for text, line in zip(request.texts, cleaned)

@@ -52,6 +52,12 @@ def test_parse_answer_strips_prefix_and_undoes_fasttexts_probability_offset():
     assert parse_answer("") == []
 
 
+def test_parse_answer_can_stop_after_the_pairs_a_caller_uses():
+    line = "__label__a 0.50001 __label__b 0.25001 __label__c 0.12501"
+    assert parse_answer(line, limit=2) == [("a", 0.5), ("b", 0.25)]
+    assert parse_answer(line, limit=5) == parse_answer(line)
+
+
 @pytest.mark.parametrize("line", ["__label__python", "python 0.5", "__label__a 0.1 __label__b"])
 def test_parse_answer_rejects_what_fasttext_never_prints(line):
     with pytest.raises(FastTextError):

@@ -78,7 +78,7 @@ def test_batch_answers_in_input_order_in_one_round_trip(app, monkeypatch):
     texts = ["http server browser", "python pip module", "!!!", "sound music mixer", "compiler linker"]
     rounds = []
     real_predict = app.recommender.process.predict
-    monkeypatch.setattr(app.recommender.process, "predict", lambda lines: rounds.append(lines) or real_predict(lines))
+    monkeypatch.setattr(app.recommender.process, "predict", lambda lines, *rest: rounds.append(lines) or real_predict(lines, *rest))
     status, body = call(app, rest_event({"texts": texts, "k": 1}))
     assert status == 200
     tops = [r["hashtags_recommended"][0]["hashtag"] if r["hashtags_recommended"] else None for r in body["results"]]
