@@ -5,12 +5,10 @@ Only the standard library, so every benchmark process starts the same way.
 
 import copy
 import gzip
-import hashlib
 import os
 import platform
 import random
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -155,28 +153,20 @@ def machine_facts() -> dict:
     }
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# fastText .bin header: magic, version, 12 int32 args, one double, then size, nwords, nlabels.
-_MODEL_HEADER = struct.Struct("<ii12id3i")
-
-
 def model_facts(path: Path) -> dict:
-    with open(path, "rb") as f:
-        fields = _MODEL_HEADER.unpack(f.read(_MODEL_HEADER.size))
+    """What the runtime itself reports about a model (its header reader and checksum)."""
+    sys.path.insert(0, str(REPO))
+    from fasttext_process import read_model_header
+    from model_source import file_sha256
+
+    header = read_model_header(str(path))
     return {
         "path": str(path),
         "bytes": path.stat().st_size,
-        "sha256": file_sha256(path),
-        "dim": fields[2],
-        "words": fields[-2],
-        "labels": fields[-1],
+        "sha256": file_sha256(str(path)),
+        "dim": header.dim,
+        "words": header.words,
+        "labels": header.labels,
         "is_default": path.resolve() == DEFAULT_MODEL.resolve(),
     }
 
