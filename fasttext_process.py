@@ -122,14 +122,11 @@ class FastTextProcess:
         with self._lock:
             self._kill()
 
-    def _round_trip(self, payload: bytes, expected_lines: int, limit: int | None = None) -> list[list[tuple[str, float]]]:
+    def _round_trip(self, payload: bytes, expected_lines: int, limit: int | None) -> list[list[tuple[str, float]]]:
         proc = self._running_process()
         try:
             raw_lines = self._exchange(proc, payload, expected_lines)
-        except FastTextTimeout:
-            self._kill()
-            raise
-        except _ProcessDied:
+        except (FastTextTimeout, _ProcessDied):
             self._kill()
             raise
         return [parse_answer(line.decode("utf-8", "replace"), limit) for line in raw_lines]
