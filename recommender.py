@@ -130,11 +130,12 @@ class Recommender:
         # An empty line still gets an answer from fastText (for the end-of-sentence token
         # alone); a text with no words gets no recommendations instead.
         asked = [line for line in cleaned if line]
+        answers = iter([])
         if asked:
             self.model.local_path()
-        # Only as many labels as the answer can use: k, or all when used hashtags are skipped.
-        limit = MAX_K if request.exclude_used else request.k
-        answers = iter(self.process.predict(asked, limit) if asked else [])
+            # Only as many labels as the answer can use: k, or all when used hashtags are skipped.
+            limit = MAX_K if request.exclude_used else request.k
+            answers = iter(self.process.predict(asked, limit))
         return [
             self._result(text, next(answers) if line else [], request)
             for text, line in zip(request.texts, cleaned)
