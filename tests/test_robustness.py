@@ -374,6 +374,15 @@ def proxy_event(kind, body, b64=False):
 # 1. Any request object, sent as a v1 or v2 proxy event (base64 or not) or invoked directly.
 
 
+def assert_outcome(status, answer, problems, request):
+    """The error the request deserves, or a 200 with a well-formed answer for it."""
+    if problems:
+        assert status != 200 and answer["error"]["code"] in problems, (problems, answer)
+    else:
+        assert status == 200, answer
+        check_answer(answer, request)
+
+
 @given(body=request_bodies, via=st.sampled_from(["rest", "http", "direct"]), b64=st.booleans())
 def test_any_request_object_gets_its_documented_answer(app, body, via, b64):
     if via == "direct":
@@ -386,11 +395,7 @@ def test_any_request_object_gets_its_documented_answer(app, body, via, b64):
             problems = request_problems(decoded)
     status, answer = invoke(app, event)
     event_outcome(status, answer)
-    if problems:
-        assert status != 200 and answer["error"]["code"] in problems, (problems, answer)
-    else:
-        assert status == 200, answer
-        check_answer(answer, decoded)
+    assert_outcome(status, answer, problems, decoded)
 
 
 @given(
@@ -411,11 +416,7 @@ def test_a_wrong_value_in_one_field_is_named(app, request, field, value, via):
         problems = decode_body(event["body"], False)[0] or problems  # NaN / Infinity are not JSON
     status, answer = invoke(app, event)
     event_outcome(status, answer)
-    if problems:
-        assert status != 200 and answer["error"]["code"] in problems, (problems, answer)
-    else:
-        assert status == 200, answer
-        check_answer(answer, request)
+    assert_outcome(status, answer, problems, request)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,11 +484,7 @@ def test_any_body_text_gets_its_documented_answer(app, body, via, encoding):
     problems = problems or request_problems(decoded)
     status, answer = invoke(app, event)
     event_outcome(status, answer)
-    if problems:
-        assert status != 200 and answer["error"]["code"] in problems, (problems, answer)
-    else:
-        assert status == 200, answer
-        check_answer(answer, decoded)
+    assert_outcome(status, answer, problems, decoded)
 
 
 # ---------------------------------------------------------------------------------------------
