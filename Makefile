@@ -73,7 +73,7 @@ fasttext-arm64: $(FASTTEXT_SRC)/main.cc | apt-deps
 	aarch64-linux-gnu-g++ $(CXXFLAGS_FASTTEXT) -march=armv8-a -o $@ $(FASTTEXT_SRC)/*.cc
 	file $@ | grep -q 'ARM aarch64.*statically linked'
 
-model.bin: fasttext data/train.tsv.gz data/valid.tsv.gz text_cleaning.py $(wildcard training/*.py) $(VENV)/.installed
+model.bin: fasttext data/train.tsv.gz data/valid.tsv.gz data/pretrain.tsv.gz text_cleaning.py $(wildcard training/*.py) $(VENV)/.installed
 	$(PY) -m training.train --preset default --output $@
 
 train: fasttext $(VENV)/.installed

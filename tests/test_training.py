@@ -71,12 +71,25 @@ def write_dataset(path: Path, n: int, seed: int) -> None:
             f.write(f"pkg{i}\tsrc{i}\t{' '.join(labels)}\t{text}\n")
 
 
+CORPUS_WORD = "zorblax"  # only in the tiny pretraining corpus
+
+
+def write_corpus(path: Path, n: int, seed: int) -> None:
+    """A tiny unlabelled pretraining corpus, in the format of data/pretrain.tsv.gz."""
+    rng = random.Random(seed)
+    words = " ".join(TOPICS.values()).split()
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(f"extra{i}\textra{i}\t\t{' '.join(rng.sample(words, 8))} {CORPUS_WORD.upper()}\n")
+
+
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("tiny_dataset")
     write_dataset(d / "train.tsv.gz", 400, seed=1)
     write_dataset(d / "valid.tsv.gz", 80, seed=2)
-    return {"train": d / "train.tsv.gz", "valid": d / "valid.tsv.gz"}
+    write_corpus(d / "pretrain.tsv.gz", 30, seed=3)
+    return {"train": d / "train.tsv.gz", "valid": d / "valid.tsv.gz", "corpus": d / "pretrain.tsv.gz"}
 
 
 TINY_OVERRIDES = ["--set", "dim=8", "--set", "epoch=5", "--set", "bucket=2000", "--set", "lr=0.5",
@@ -89,7 +102,8 @@ TINY_OVERRIDES = ["--set", "dim=8", "--set", "epoch=5", "--set", "bucket=2000", 
 def run_train(tiny_dataset, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """Run the real CLI entry point, `python -m training.train`, on the tiny dataset."""
     cmd = [sys.executable, "-m", "training.train", "--preset", "default", "--output", str(out),
-           "--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]), *TINY_OVERRIDES, *extra]
+           "--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]), *TINY_OVERRIDES,
+           "--pretrain-set", f"corpus={tiny_dataset['corpus']}", *extra]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -206,19 +220,48 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     assert "step 3/6: fasttext supervised" in trained["stderr"] and "Progress:" in trained["stderr"]
 
 
-def test_pretrain_step_builds_vectors_from_training_split(trained, tiny_dataset):
-    """The default preset's pretraining: word vectors from the training texts, with the supervised dim."""
+def test_pretrain_step_builds_vectors_from_training_split_and_corpus(trained, tiny_dataset):
+    """The default preset's pretraining: word vectors from the training texts and the corpus, with the supervised dim."""
     m = trained["metrics"]
     pretrain = get_preset("default")["pretrain"]
-    assert pretrain is not None and m["pretrain_params"] == {**pretrain, "minn": 3, "maxn": 4, "bucket": 2000, "dim": 8}
-    assert "step 2/6: fasttext skipgram word vectors on the training texts only" in trained["stderr"]
+    corpus = str(tiny_dataset["corpus"])
+    assert pretrain is not None and m["pretrain_params"] == {
+        **pretrain, "corpus": corpus, "minn": 3, "maxn": 4, "bucket": 2000, "dim": 8}
+    assert f"step 2/6: fasttext skipgram word vectors on the training texts and 30 texts of {corpus}" in trained["stderr"]
     assert m["pretrain_seconds"] > 0
     vec = trained["build"] / "vectors.vec"
     assert m["params"]["pretrainedVectors"] == str(vec.resolve())
     assert tr.read_vec_dim(vec) == 8 and not (trained["build"] / "vectors.bin").exists()
-    # Only training text: the vectors' input file is the cleaned training split, line for line.
+    # The vectors' input file is the cleaned training split, then the cleaned corpus, line for line;
+    # no validation text.
     train_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["train"])]
-    assert (trained["build"] / "train.text.txt").read_text().splitlines() == train_texts
+    corpus_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["corpus"])]
+    assert all(text.endswith(f" {CORPUS_WORD}") for text in corpus_texts)
+    assert (trained["build"] / "train.text.txt").read_text().splitlines() == train_texts + corpus_texts
+    # ... and fastText learnt a vector for the word only the corpus has.
+    assert CORPUS_WORD in {line.split(" ", 1)[0] for line in vec.read_text().splitlines()[1:]}
+
+
+def test_default_preset_pretrains_on_the_committed_corpus():
+    corpus = get_preset("default")["pretrain"]["corpus"]
+    assert corpus == "data/pretrain.tsv.gz" and (ROOT / corpus).is_file()
+
+
+def test_pretraining_without_a_corpus(tiny_dataset, tmp_path):
+    result = run_train(tiny_dataset, tmp_path / "nocorpus.bin", "--no-quantize", "--pretrain-set", "corpus=none",
+                       "--build-dir", str(tmp_path / "build"))
+    assert "word vectors on the training texts and 0 texts of no further corpus" in result.stderr
+    train_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["train"])]
+    assert (tmp_path / "build" / "train.text.txt").read_text().splitlines() == train_texts
+
+
+def test_missing_corpus_fails_before_training(tiny_dataset, tmp_path):
+    cmd = [sys.executable, "-m", "training.train", "--preset", "default", "--output", str(tmp_path / "m.bin"),
+           "--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]), *TINY_OVERRIDES,
+           "--pretrain-set", f"corpus={tmp_path / 'absent.tsv.gz'}"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "absent.tsv.gz" in result.stderr
+    assert "step 3/6" not in result.stderr and not (tmp_path / "m.bin").exists()
 
 
 def test_no_pretrain(tiny_dataset, tmp_path):

@@ -1,7 +1,8 @@
 """Named training presets: fastText `supervised` parameters and, optionally, `quantize` parameters.
 
 `pretrain` (optional) holds `fasttext skipgram|cbow` options for word vectors trained on
-the training split and passed to `supervised` as -pretrainedVectors (`dim` comes from `train`);
+the training split's texts, plus those of the dataset file `corpus` (optional, relative to
+the repository root), and passed to `supervised` as -pretrainedVectors (`dim` comes from `train`);
 `train` holds `fasttext supervised` options (without the leading dash); `quantize`
 holds `fasttext quantize` options (booleans are flags), or None to ship the model
 unquantized. `-thread` and `-verbose` are set by training/train.py, not here.
@@ -28,7 +29,10 @@ PRESETS: dict[str, dict] = {
         # with the supervised dim), then given to `supervised` as -pretrainedVectors: +1.4-1.6
         # points of R@5 after quantization (training/REPORT.md). -minn 0 -maxn 0: the supervised
         # model only reads word vectors, so subword n-grams would cost 7x the time for nothing.
-        "pretrain": {"model": "skipgram", "epoch": 5, "minCount": 3, "minn": 0, "maxn": 0},
+        # `corpus`: the other bookworm main descriptions, untagged packages too, none from the
+        # validation split (data/README.md): about twice the text of the training split alone.
+        "pretrain": {"model": "skipgram", "epoch": 5, "minCount": 3, "minn": 0, "maxn": 0,
+                     "corpus": "data/pretrain.tsv.gz"},
         "train": {"loss": "ova", "dim": 100, "epoch": 30, "lr": 0.1, "wordNgrams": 2, "bucket": 2000000},
         # -retrain re-reads -epoch and -lr from the quantize command line (fastText's defaults: 5, 0.1).
         "quantize": {"cutoff": 150000, "retrain": True, "qnorm": True, "epoch": 5, "lr": 0.05},

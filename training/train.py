@@ -167,12 +167,18 @@ def main(argv: list[str] | None = None) -> dict:
 
         pretrain_seconds = 0.0
         if pparams is not None:
-            log(f"step 2/6: fasttext {pparams.get('model', 'skipgram')} word vectors on the training texts only")
+            # `corpus` (optional): a dataset file of further texts, pretrained on after the training texts.
+            corpus = pparams.get("corpus")
+            corpus_examples = list(read_examples(ft.ROOT / corpus)) if corpus else []
+            log(f"step 2/6: fasttext {pparams.get('model', 'skipgram')} word vectors on the training texts "
+                f"and {len(corpus_examples)} texts of {corpus or 'no further corpus'}")
             train_text = build / "train.text.txt"
-            ft.write_text_file(train_examples, train_text)
+            ft.write_text_file(train_examples + corpus_examples, train_text)
             vectors = build / "vectors"
             try:
-                pretrain_seconds = ft.pretrain(binary, train_text, vectors, pparams, threads=args.threads)
+                pretrain_seconds = ft.pretrain(binary, train_text, vectors,
+                                               {k: v for k, v in pparams.items() if k != "corpus"},
+                                               threads=args.threads)
             except RuntimeError as e:
                 # fastText 0.9.3 can abort on NaN here for a very small corpus; the supervised
                 # model trains fine without the vectors, so carry on rather than fail the run.
