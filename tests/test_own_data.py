@@ -109,7 +109,7 @@ def test_each_format_trains_a_model_whose_labels_are_the_sites_hashtags(models, 
     for suffix in (".report.md", ".pr.png"):
         assert trained["model"].with_suffix(suffix).stat().st_size > 0
     log = trained["log"]
-    assert "preset 'auto' for this data: bucket 16,384" in log
+    assert "preset 'auto' for this data: bucket 16,384" in log and "dim 25, epoch 50" in log
     assert "no --valid: kept" in log and "with seed 1 (--split-seed)" in log
     assert "most frequent: #machine-learning" in log and "least frequent: " in log
     assert "WARNING" not in log
