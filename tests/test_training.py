@@ -204,7 +204,10 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     assert m["p_at_5"] == pytest.approx(2 / 5)
     assert m["labels"] == 4 and m["train_examples"] == 400 and m["valid_examples"] == 80
     assert m["params"]["dim"] == 8 and m["params"]["epoch"] == 5
-    assert m["quantize_params"]["cutoff"] == 300 and m["quantize_params"]["retrain"] is True
+    assert m["quantize_params"]["cutoff"] == 300 and m["quantize_params"]["refit_norms"] is True
+    # refit_norms is done after fastText, not passed to it; the log names the refit.
+    assert "-refit_norms" not in m["quantize_args"] and "-qnorm" in m["quantize_args"]
+    assert "norm codebook refitted: {'rows': 300" in trained["stderr"]
     assert m["training_seconds"] > 0
     # Python metrics agree with `fasttext test` (printed with 3 significant digits).
     assert m["fasttext_test"]["p_at_1"] == pytest.approx(m["fasttext_test"]["python_p_at_1"], abs=6e-4)

@@ -32,7 +32,7 @@ from pathlib import Path
 from text_cleaning import clean_text, tag_problem
 from training import fasttext_cli as ft
 from training import metrics as mt
-from training import prepare
+from training import prepare, quantization
 from training.dataset import FORMATS, Example, read_examples
 from training.presets import auto_preset, get_preset
 from training.report import write_pr_figure, write_report
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
         qparams = {**(qparams or {}), **parse_overrides(args.quantize_set)}
     if args.no_quantize:
         qparams = None
+    fasttext_qparams = quantization.fasttext_options(qparams)
     pparams = preset.get("pretrain")
     if args.pretrain_set:
         pparams = {**(pparams or {}), **parse_overrides(args.pretrain_set)}
@@ -281,9 +282,11 @@ def main(argv: list[str] | None = None) -> dict:
         final_model = unquantized
         if qparams is not None:
             log("step 5/6: fasttext quantize")
-            quantize_seconds = ft.quantize(binary, train_file, prefix, qparams, threads=args.threads)
+            quantize_seconds = ft.quantize(binary, train_file, prefix, fasttext_qparams, threads=args.threads)
             final_model = prefix.with_suffix(".ftz")
             log(f"  quantized in {quantize_seconds:.1f} s: {final_model.stat().st_size:,} bytes")
+            if qparams.get(quantization.REFIT_NORMS):
+                log(f"  norm codebook refitted: {quantization.refit_norms(unquantized, final_model)}")
             final, predictions = evaluate(binary, final_model, valid_text, gold)
             log("  " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
         else:
@@ -327,8 +330,8 @@ def main(argv: list[str] | None = None) -> dict:
             "params": params,
             "quantize_params": qparams,
             "train_args": ft.params_to_args(params),
-            "quantize_args": ft.params_to_args({k: v for k, v in (qparams or {}).items() if not isinstance(v, bool)})
-            + [f"-{k}" for k, v in (qparams or {}).items() if v is True],
+            "quantize_args": ft.params_to_args({k: v for k, v in fasttext_qparams.items() if not isinstance(v, bool)})
+            + [f"-{k}" for k, v in fasttext_qparams.items() if v is True],
         }
         paths["metrics"].write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         frequent = [label for label, _ in label_counts.most_common(TOP_LABELS)]
