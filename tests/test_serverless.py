@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from handler import ROUTES, STATIC_FILES
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
 ZIP_NAME = "fasttext-serverless.zip"
@@ -74,10 +76,15 @@ def runtime_modules(root: Path = ROOT) -> set[str]:
     return {f"{name}.py" for name in seen}
 
 
+def static_files() -> set[str]:
+    """The files handler.py serves as they are (the page and the contract)."""
+    return {name for name, _ in STATIC_FILES.values()}
+
+
 def make_service(dest: Path, model: Path) -> Path:
     """A copy of the project in `dest` that the CLI can package, invoke and serve."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ["serverless.yml", "package.json", "requirements.txt", "fasttext"]:
+    for name in ["serverless.yml", "package.json", "requirements.txt", "fasttext", *static_files()]:
         shutil.copy2(ROOT / name, dest / name)  # copy2 keeps fasttext's executable bit
     for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
         shutil.copy2(module, dest / module.name)
@@ -160,9 +167,9 @@ def packaged(service) -> zipfile.ZipFile:
 
 def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path) -> None:
     modules = runtime_modules(service)
-    assert sorted(zf.namelist()) == sorted(modules | {"fasttext", "model.bin"})
-    for module in modules:
-        assert zf.read(module) == (service / module).read_bytes(), module
+    assert sorted(zf.namelist()) == sorted(modules | static_files() | {"fasttext", "model.bin"})
+    for name in modules | static_files():
+        assert zf.read(name) == (service / name).read_bytes(), name
     binary = zf.getinfo("fasttext")
     mode = binary.external_attr >> 16
     assert stat.S_ISREG(mode) and mode & 0o111 == 0o111, f"fasttext lost its executable bit: {oct(mode)}"
@@ -203,23 +210,27 @@ def test_package_template_describes_the_function_and_its_routes(packaged, servic
     # API Gateway gives up after 29 s; fastText's own timeout must fire well before Lambda's.
     assert float(env["PREDICT_TIMEOUT_SECONDS"]) < function["Timeout"] < 29
 
+    # Every path takes ANY method, to the function, and OPTIONS (the CORS preflight), a mock.
+    methods = api_methods(resources)
+    assert set(methods) == {(method, path) for path in ROUTES for method in ("ANY", "OPTIONS")}
+    for (method, _), props in methods.items():
+        assert props["Integration"]["Type"] == ("MOCK" if method == "OPTIONS" else "AWS_PROXY")
+
+
+ROOT_RESOURCE = {"Fn::GetAtt": ["ApiGatewayRestApi", "RootResourceId"]}
+
+
+def api_methods(resources: dict) -> dict[tuple[str, str], dict]:
+    """(HTTP method, path such as /health) -> the properties of the template's API Gateway method."""
     paths = {
-        logical_id: r["Properties"]["PathPart"]
+        logical_id: "/" + r["Properties"]["PathPart"]
         for logical_id, r in resources.items()
         if r["Type"] == "AWS::ApiGateway::Resource"
     }
-    methods = {
-        (r["Properties"]["HttpMethod"], paths[r["Properties"]["ResourceId"]["Ref"]])
-        for r in resources.values()
-        if r["Type"] == "AWS::ApiGateway::Method"
+    return {
+        (props["HttpMethod"], "/" if props["ResourceId"] == ROOT_RESOURCE else paths[props["ResourceId"]["Ref"]]): props
+        for props in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method")
     }
-    assert methods == {("POST", "recommendations"), ("OPTIONS", "recommendations"), ("GET", "health")}
-    integrations = {
-        r["Properties"]["Integration"]["Type"]
-        for r in resources.values()
-        if r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] != "OPTIONS"
-    }
-    assert integrations == {"AWS_PROXY"}
 
 
 def printed_response(output: str) -> dict:
