@@ -437,6 +437,57 @@ def test_offline_answers_cors_preflight(offline):
     assert headers["Access-Control-Allow-Origin"] == origin
 
 
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/recommendations"), ("PUT", "/recommendations"), ("DELETE", "/health"), ("POST", "/health"),
+     ("PATCH", "/openapi.json"), ("POST", "/"), ("TRACE", "/health")],
+)
+def test_offline_answers_a_wrong_method_with_a_json_405_and_allow(offline, method, path):
+    status, headers, raw = request(offline.url + path, b'{"text": "python"}', method=method)
+    assert status == 405, raw
+    assert headers["Allow"] == ", ".join((*ROUTES[path], "OPTIONS"))
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(raw)["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", list(ROUTES))
+def test_offline_answers_cors_preflight_on_every_path(offline, path):
+    origin = "https://example.org"
+    status, headers, _ = request(
+        offline.url + path, headers={"Origin": origin, "Access-Control-Request-Method": "POST"}, method="OPTIONS"
+    )
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == origin
+
+
+@pytest.mark.parametrize("path", ["", "/"])
+def test_offline_serves_the_page_at_the_stage_root(offline, path):
+    status, headers, raw = request(offline.url + path)
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert raw.decode() == (ROOT / "try_it.html").read_text()
+
+
+def test_offline_serves_the_contract(offline):
+    status, headers, raw = request(offline.url + "/openapi.json")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    assert json.loads(raw) == json.loads((ROOT / "openapi.json").read_text())
+
+
+def test_offline_request_ids_are_unique_and_logged_with_the_platforms(offline):
+    ids = []
+    for _ in range(3):
+        _, _, raw = request(offline.url + "/recommendations", b'{"text": 1}')
+        ids.append(json.loads(raw)["error"]["request_id"])
+    assert len(set(ids)) == 3
+    logged = [json.loads(line) for line in offline.log().splitlines() if line.startswith("{") and '"request"' in line]
+    by_id = {entry["request_id"]: entry for entry in logged}
+    for request_id in ids:
+        entry = by_id[request_id]
+        assert entry["lambda_request_id"] == "1234567890"  # serverless offline's fixed stand-in
+        assert entry["apigw_request_id"] not in ids and entry["apigw_request_id"]
+
+
 def test_offline_stops_with_its_whole_process_group(service, tmp_path):
     with offline_server(service, tmp_path / "offline.log") as server:
         status, _, raw = request(server.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())
