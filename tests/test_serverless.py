@@ -298,7 +298,7 @@ def live_processes_in_group(pgid: int) -> list[str]:
 class OfflineServer:
     """`serverless offline start` on free loopback ports, in a process group of its own."""
 
-    def __init__(self, service: Path, log_path: Path):
+    def __init__(self, service: Path, log_path: Path, *args: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/dev"
         self.log_path = log_path
@@ -306,7 +306,7 @@ class OfflineServer:
         self.process = subprocess.Popen(
             [
                 str(SERVERLESS), "offline", "start", f"--param=runtime={LOCAL_RUNTIME}",
-                "--host", "127.0.0.1", "--httpPort", str(self.port), "--lambdaPort", str(free_port()),
+                "--host", "127.0.0.1", "--httpPort", str(self.port), "--lambdaPort", str(free_port()), *args,
             ],
             cwd=service,
             env=cli_env(),
@@ -325,7 +325,7 @@ class OfflineServer:
         while True:
             assert self.process.poll() is None, f"serverless offline exited:\n{self.log()}"
             try:
-                if request(self.url + "/health")[0] == 200:
+                if request(self.url + "/openapi.json")[0] == 200:
                     return
             except OSError:
                 pass
@@ -352,8 +352,9 @@ class OfflineServer:
 
 
 @contextlib.contextmanager
-def offline_server(service: Path, log_path: Path):
-    server = OfflineServer(service, log_path)
+def offline_server(service: Path, log_path: Path, *args: str):
+    """`serverless offline start` with the CLI arguments `args` as well, while the block runs."""
+    server = OfflineServer(service, log_path, *args)
     try:
         server.wait_until_ready()
         yield server
