@@ -28,6 +28,7 @@ setup: $(VENV)/.installed node_modules/.installed fasttext fasttext-arm64 model.
 serve: setup
 	@echo "Serving on http://localhost:$(PORT)/dev/recommendations ; try:"
 	@echo "  curl -s -X POST http://localhost:$(PORT)/dev/recommendations -d '{\"text\": \"A tiny C++ library to parse JSON files\"}'"
+	@echo "or open http://localhost:$(PORT)/dev/ to try it in a browser"
 	$(BIN)/serverless offline start --param="runtime=$(LOCAL_RUNTIME)" --httpPort $(PORT)
 
 test: setup
