@@ -53,6 +53,7 @@ from test_serverless import (  # noqa: F401 (serverless_cli is a fixture)
     run_cli,
     runtime_modules,
     serverless_cli,
+    static_files,
 )
 
 SERVICE = "fasttext-serverless"
@@ -318,11 +319,11 @@ def elf_machine(header: bytes) -> int:
 
 def test_zip_ships_the_runtime_the_binary_for_the_architecture_and_the_model_when_bundled(packaged):
     zf, service = packaged.zip, packaged.service
-    modules = runtime_modules(service)
-    expected = modules | {packaged.binary} | (set() if packaged.config.model_in_s3 else {"model.bin"})
+    runtime = runtime_modules(service) | static_files()
+    expected = runtime | {packaged.binary} | (set() if packaged.config.model_in_s3 else {"model.bin"})
     assert sorted(zf.namelist()) == sorted(expected)
-    for module in modules:
-        assert zf.read(module) == (service / module).read_bytes(), module
+    for name in runtime:
+        assert zf.read(name) == (service / name).read_bytes(), name
     if not packaged.config.model_in_s3:
         shipped = hashlib.sha256(zf.read("model.bin")).hexdigest()
         assert shipped == file_sha256(str(service / "model.bin")), "model.bin differs from the model packaged"
