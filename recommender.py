@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from fasttext_process import FASTTEXT_VERSION, FastTextProcess, read_model_header
 from model_source import BundledModel, S3Model, file_sha256, model_from_environment
-from text_cleaning import clean_text, extract_hashtags
+from text_cleaning import clean_text, extract_hashtags, normalize_tag
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_K = 50
@@ -164,7 +164,7 @@ class Recommender:
         if len(answer) < self.process.k or not _usable(answer[-1][1], request):
             return False
         skip = set(used)
-        return sum("#" + label.lower() not in skip for label, _ in answer) < request.k
+        return sum("#" + normalize_tag(label) not in skip for label, _ in answer) < request.k
 
     def _all_labels_process(self) -> FastTextProcess:
         if self._all_labels is None:
@@ -185,7 +185,7 @@ class Recommender:
         for label, probability in answer:
             if not _usable(probability, request) or len(recommended) == request.k:
                 break
-            hashtag = "#" + label.lower()
+            hashtag = "#" + normalize_tag(label)
             if hashtag not in skip:
                 recommended.append({"hashtag": hashtag, "probability": probability})
         return {"hashtags_already_used": used, "hashtags_recommended": recommended}

@@ -140,7 +140,7 @@ def test_page_sends_the_api_key_and_shows_api_gateways_own_errors(real_service, 
     wrong one) the page shows API Gateway's 403, with the stage's key it recommends."""
     service = tmp_path / "keyed"
     shutil.copytree(real_service, service, symlinks=True)
-    with offline_server(service, tmp_path / "offline.log", "--param=apiKeyRequired=true") as server:
+    with offline_server(service, tmp_path / "offline.log", args=("--param=apiKeyRequired=true",)) as server:
         key = re.search(r"Key with token: '([^']+)'", server.log()).group(1)
         assert api(server, {"text": TEXT})[0] == 403
         page = browser_context.new_page()

@@ -84,7 +84,7 @@ def static_files() -> set[str]:
 def make_service(dest: Path, model: Path) -> Path:
     """A copy of the project in `dest` that the CLI can package, invoke and serve."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ["serverless.yml", "package.json", "requirements.txt", "fasttext", *static_files()]:
+    for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "fasttext", *static_files()]:
         shutil.copy2(ROOT / name, dest / name)  # copy2 keeps fasttext's executable bit
     for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
         shutil.copy2(module, dest / module.name)
@@ -188,8 +188,8 @@ def test_package_ships_exactly_the_runtime(packaged, service):
 
 
 def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fasttext_binary):
-    model = ROOT / "model.bin"
-    assert model.is_file(), "model.bin is missing: the setup (`make setup`) trains it before the tests run"
+    model = ROOT / (os.environ.get("MODEL") or "model.bin")  # `make test MODEL=...` checks that model
+    assert model.is_file(), f"{model} is missing: the setup (`make setup`) trains model.bin before the tests run"
     service = make_service(tmp_path / "fasttext-serverless", model)
     with package(service) as zf:
         assert_ships_exactly_the_runtime(zf, service)
@@ -298,13 +298,15 @@ def live_processes_in_group(pgid: int) -> list[str]:
 class OfflineServer:
     """`serverless offline start` on free loopback ports, in a process group of its own."""
 
-    def __init__(self, service: Path, log_path: Path, *args: str):
+    def __init__(self, service: Path, log_path: Path, command=None, args: tuple[str, ...] = ()):
+        """`command(port)`, when given, is what starts the server on `port` (`make serve`, say);
+        `args` are more arguments for `serverless offline start` otherwise."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/dev"
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [
+            command(self.port) if command else [
                 str(SERVERLESS), "offline", "start", f"--param=runtime={LOCAL_RUNTIME}",
                 "--host", "127.0.0.1", "--httpPort", str(self.port), "--lambdaPort", str(free_port()), *args,
             ],
@@ -352,9 +354,8 @@ class OfflineServer:
 
 
 @contextlib.contextmanager
-def offline_server(service: Path, log_path: Path, *args: str):
-    """`serverless offline start` with the CLI arguments `args` as well, while the block runs."""
-    server = OfflineServer(service, log_path, *args)
+def offline_server(service: Path, log_path: Path, command=None, args: tuple[str, ...] = ()):
+    server = OfflineServer(service, log_path, command, args)
     try:
         server.wait_until_ready()
         yield server
