@@ -138,9 +138,12 @@ def _http_api_path(event: dict, context: dict) -> object:
     if isinstance(route_key, str) and " /" in route_key:
         return route_key.split(" ", 1)[1]
     raw_path, stage = event.get("rawPath"), context.get("stage")
-    if isinstance(raw_path, str) and isinstance(stage, str) and raw_path.startswith(f"/{stage}/"):
-        raw_path = raw_path[len(stage) + 1:]
-    return "/" if raw_path == f"/{stage}" else raw_path
+    if isinstance(raw_path, str) and isinstance(stage, str) and stage != "$default":
+        if raw_path == f"/{stage}":
+            return "/"
+        if raw_path.startswith(f"/{stage}/"):
+            return raw_path[len(stage) + 1:]
+    return raw_path
 
 
 @functools.cache

@@ -244,6 +244,8 @@ def test_http_api_route_without_a_route_key_is_read_from_the_raw_path(app):
     assert call(app, event)[1]["status"] == "ok"
     event["rawPath"] = "/dev"
     assert app.tagRecommendations(event, LambdaContext())["headers"]["Content-Type"].startswith("text/html")
+    event["requestContext"]["stage"], event["rawPath"] = "$default", "/openapi.json"  # no stage in the path
+    assert "paths" in call(app, event)[1]
 
 
 @pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
