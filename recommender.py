@@ -101,7 +101,8 @@ def _valid_exclude_used(exclude_used: object) -> bool:
 
 
 class Recommender:
-    """Recommends hashtags for texts with one long-lived fastText process."""
+    """Recommends hashtags for texts with one long-lived fastText process (and a second one, which
+    answers with every label, for the rare exclude_used request that needs more than MAX_K)."""
 
     def __init__(self, process: FastTextProcess, model: BundledModel | S3Model | None = None):
         self.process = process
