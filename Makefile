@@ -38,7 +38,8 @@ APT_PACKAGES := g++ g++-aarch64-linux-gnu qemu-user-static file chromium chromiu
 
 setup: tools $(MODEL)
 
-tools: $(VENV)/.installed node_modules/.installed fasttext fasttext-arm64
+# apt-deps is checked every time (dpkg only): the tests need chromium even where fasttext is built.
+tools: apt-deps $(VENV)/.installed node_modules/.installed fasttext fasttext-arm64
 
 serve: setup
 	@echo "Serving $(MODEL) on http://localhost:$(PORT)/dev/recommendations ; try:"
