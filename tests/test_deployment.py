@@ -44,13 +44,16 @@ from model_source import S3Model, file_sha256, model_from_environment
 from test_serverless import (  # noqa: F401 (serverless_cli is a fixture)
     PYTHON_TEXT,
     ROOT,
+    ROUTES,
     SERVERLESS,
     ZIP_NAME,
+    api_methods,
     cli_env,
     make_service,
     run_cli,
     runtime_modules,
     serverless_cli,
+    static_files,
 )
 
 SERVICE = "fasttext-serverless"
@@ -158,12 +161,8 @@ class Packaged:
         return BINARIES[self.config.architecture]
 
     def methods(self) -> dict[tuple[str, str], dict]:
-        """(HTTP method, path part) -> the method's properties."""
-        paths = {k: r["Properties"]["PathPart"] for k, r in self.of_type("AWS::ApiGateway::Resource").items()}
-        return {
-            (m["Properties"]["HttpMethod"], paths[m["Properties"]["ResourceId"]["Ref"]]): m["Properties"]
-            for m in self.of_type("AWS::ApiGateway::Method").values()
-        }
+        """(HTTP method, path such as /health) -> the method's properties."""
+        return api_methods(self.resources)
 
 
 CONFIGS = {
@@ -320,11 +319,11 @@ def elf_machine(header: bytes) -> int:
 
 def test_zip_ships_the_runtime_the_binary_for_the_architecture_and_the_model_when_bundled(packaged):
     zf, service = packaged.zip, packaged.service
-    modules = runtime_modules(service)
-    expected = modules | {packaged.binary} | (set() if packaged.config.model_in_s3 else {"model.bin"})
+    runtime = runtime_modules(service) | static_files()
+    expected = runtime | {packaged.binary} | (set() if packaged.config.model_in_s3 else {"model.bin"})
     assert sorted(zf.namelist()) == sorted(expected)
-    for module in modules:
-        assert zf.read(module) == (service / module).read_bytes(), module
+    for name in runtime:
+        assert zf.read(name) == (service / name).read_bytes(), name
     if not packaged.config.model_in_s3:
         shipped = hashlib.sha256(zf.read("model.bin")).hexdigest()
         assert shipped == file_sha256(str(service / "model.bin")), "model.bin differs from the model packaged"
@@ -421,7 +420,7 @@ def test_defaults_reserve_nothing_provision_nothing_and_need_no_api_key(packages
     for resource_type in ["AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey"]:
         assert default.of_type(resource_type) == {}, resource_type
     methods = default.methods()
-    assert set(methods) == {("POST", "recommendations"), ("OPTIONS", "recommendations"), ("GET", "health")}
+    assert set(methods) == {(method, path) for path in ROUTES for method in ("ANY", "OPTIONS")}
     assert {key: m.get("ApiKeyRequired", False) for key, m in methods.items()} == dict.fromkeys(methods, False)
 
 
@@ -436,10 +435,11 @@ def test_params_set_reserved_concurrency_memory_and_tmp(packages):
 def test_api_key_and_usage_plan_throttle(packages):
     prod = packages("prod")
     methods = prod.methods()
+    # The API's routes need the key; a browser's CORS preflight carries none, and a browser
+    # opening the page (which then sends the key it is given) or the contract cannot send one.
     assert {key: m.get("ApiKeyRequired", False) for key, m in methods.items()} == {
-        ("POST", "recommendations"): True,
-        ("GET", "health"): True,
-        ("OPTIONS", "recommendations"): False,  # a browser's CORS preflight carries no key
+        (method, path): method == "ANY" and path in ("/recommendations", "/health")
+        for path in ROUTES for method in ("ANY", "OPTIONS")
     }
     (key_id, key), = prod.of_type("AWS::ApiGateway::ApiKey").items()
     assert key["Properties"]["Enabled"] is True
@@ -451,7 +451,7 @@ def test_api_key_and_usage_plan_throttle(packages):
     (link,) = prod.of_type("AWS::ApiGateway::UsagePlanKey").values()
     assert link["Properties"] == {"KeyId": {"Ref": key_id}, "KeyType": "API_KEY", "UsagePlanId": {"Ref": plan_id}}
     # Browsers may send the key: the preflight allows the header.
-    options = methods[("OPTIONS", "recommendations")]["Integration"]["IntegrationResponses"][0]
+    options = methods[("OPTIONS", "/recommendations")]["Integration"]["IntegrationResponses"][0]
     assert "X-Api-Key" in options["ResponseParameters"]["method.response.header.Access-Control-Allow-Headers"]
 
 
@@ -674,24 +674,23 @@ def test_rest_api_routes_to_the_function(deployed):
     apigw = deployed.client("apigateway")
     api = deployed.rest_api
     resources = {r["path"]: r for r in apigw.get_resources(restApiId=api["id"])["items"]}
-    assert set(resources) == {"/", "/recommendations", "/health"}
+    assert set(resources) == set(ROUTES)
     function_arn = deployed.function_config["FunctionArn"]
     key_required = packaged.config.name == "prod"
-    for http_method, path in [("POST", "/recommendations"), ("GET", "/health")]:
-        method = apigw.get_method(restApiId=api["id"], resourceId=resources[path]["id"], httpMethod=http_method)
+    for path in ROUTES:
+        # ANY: every method reaches the function, which answers a wrong one with a JSON 405.
+        method = apigw.get_method(restApiId=api["id"], resourceId=resources[path]["id"], httpMethod="ANY")
         assert method["authorizationType"] == "NONE"
-        assert method["apiKeyRequired"] is key_required
+        assert method["apiKeyRequired"] is (key_required and path in ("/recommendations", "/health"))
         integration = method["methodIntegration"]
         assert integration["type"] == "AWS_PROXY" and integration["httpMethod"] == "POST"
         assert integration["uri"] == (
             f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
         )
-    preflight = apigw.get_method(
-        restApiId=api["id"], resourceId=resources["/recommendations"]["id"], httpMethod="OPTIONS"
-    )
-    assert preflight["methodIntegration"]["type"] == "MOCK" and preflight["apiKeyRequired"] is False
-    assert set(resources["/health"]["resourceMethods"]) == {"GET"}
-    assert set(resources["/recommendations"]["resourceMethods"]) == {"POST", "OPTIONS"}
+        # An explicit OPTIONS method outranks ANY: API Gateway answers the CORS preflight itself.
+        preflight = apigw.get_method(restApiId=api["id"], resourceId=resources[path]["id"], httpMethod="OPTIONS")
+        assert preflight["methodIntegration"]["type"] == "MOCK" and preflight["apiKeyRequired"] is False
+        assert set(resources[path]["resourceMethods"]) == {"ANY", "OPTIONS"}
     stage = apigw.get_stage(restApiId=api["id"], stageName=packaged.config.stage)
     assert stage["deploymentId"]
     # Outputs are not computed for change sets in moto: the endpoint from the template, resolved.
@@ -828,7 +827,8 @@ def test_deployed_package_answers_with_the_deployed_environment(stacks, tmp_path
         "LAMBDA_TASK_ROOT": str(task_root),
         **config["Environment"]["Variables"],
     }
-    events = [rest_event({"text": PYTHON_TEXT}), rest_event(None, method="GET", path="/health")]
+    events = [rest_event({"text": PYTHON_TEXT}), rest_event(None, method="GET", path="/health"),
+              rest_event(None, method="GET", path="/openapi.json"), rest_event(None, method="GET", path="/")]
     result = subprocess.run(
         [sys.executable, "-c", RUN_HANDLER, config["Handler"]],
         input=json.dumps(events), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
@@ -836,7 +836,9 @@ def test_deployed_package_answers_with_the_deployed_environment(stacks, tmp_path
     assert result.returncode == 0, result.stderr
     responses = [json.loads(line.removeprefix("RESPONSE ")) for line in result.stdout.splitlines()
                  if line.startswith("RESPONSE ")]
-    assert [r["statusCode"] for r in responses] == [200, 200], result.stdout
+    assert [r["statusCode"] for r in responses] == [200, 200, 200, 200], result.stdout
+    assert json.loads(responses[2]["body"]) == json.loads((ROOT / "openapi.json").read_text())
+    assert responses[3]["body"] == (ROOT / "try_it.html").read_text()
     assert json.loads(responses[0]["body"])["hashtags_recommended"][0]["hashtag"] == "#python"
     health = json.loads(responses[1]["body"])
     assert health["model"]["sha256"] == file_sha256(str(tiny_model))

@@ -210,11 +210,12 @@ def test_csv_fields_may_hold_quoted_commas_tabs_and_newlines(tmp_path):
     data = tmp_path / "posts.csv"
     data.write_text('id,text,hashtags\n'
                     'a,"First line\nsecond line, with a comma\tand a tab","c++; #C# | .NET"\n'
-                    'b,"Another post","node.js go"\n'
+                    'b,Another post\u2028with a line separator,"node.js go"\n'
                     'c,"Third",""\n')
     examples = read_dataset(data).examples
     assert [e.id for e in examples] == ["a", "b", "c"]
     assert examples[0].text == "First line\nsecond line, with a comma\tand a tab"
+    assert examples[1].text == "Another post\u2028with a line separator"
     assert examples[0].labels == ["c++", "c#", ".net"] and examples[1].labels == ["node.js", "go"]
     assert examples[2].labels == []
 

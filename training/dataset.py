@@ -18,6 +18,7 @@ import codecs
 import csv
 import functools
 import gzip
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -186,7 +187,7 @@ def _pick(names: list[str], wanted: str | None, defaults: tuple[str, ...], what:
 
 
 def _csv_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> Iterator[_Row]:
-    reader = csv.reader(content.splitlines(keepends=True), strict=True)
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)  # rows end at \n or \r only
     try:
         header = [name.strip() for name in next(reader)]
         text_col = _pick(header, columns.text, TEXT_COLUMNS, "text", "--text-column", path)

@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
         write_pr_figure(paths["figure"], curve,
                         f"preset {preset_name}: P@1 {final['p_at_1']:.3f}, R@5 {final['r_at_5']:.3f}, "
                         f"{metrics['model_bytes'] / 2**20:.2f} MiB")
-        log(f"done in {training_seconds:.1f} s: {paths['model']} ({metrics['model_bytes']:,} bytes), "
+        log(f"done in {time.monotonic() - started:.1f} s: {paths['model']} ({metrics['model_bytes']:,} bytes), "
             f"P@1 {final['p_at_1']:.4f} (unquantized {before['p_at_1']:.4f}), P@5 {final['p_at_5']:.4f}, "
             f"R@5 {final['r_at_5']:.4f}")
         for key in ("metrics", "report", "figure"):
