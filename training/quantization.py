@@ -9,7 +9,8 @@ gives the whole tail one centroid (11-16), so `</s>` and the most frequent words
 
 `refit_norms` keeps fastText's direction codes and replaces the norm codebook with 256
 levels evenly spaced in log scale between the smallest and the largest norm, so every row's
-norm is within 0.5-1% of the best scale for its quantized direction. The file keeps its size
+norm is within half a step (0.8% in the default model) of the best scale for its quantized
+direction. The file keeps its size
 and format. The rows must be those fastText quantized: quantize without -retrain, which
 changes them first.
 """
@@ -143,11 +144,11 @@ def log_levels(low: float, high: float) -> np.ndarray:
 def refit_norms(dense_model: Path, quantized_model: Path) -> dict:
     """Rewrite the norm codes and codebook of `quantized_model` from `dense_model`'s rows; return a summary."""
     dense, matrix = dense_input_rows(dense_model)
-    data = bytearray(quantized_model.read_bytes())
-    dictionary = read_dictionary(data)
+    original = quantized_model.read_bytes()
+    dictionary = read_dictionary(original)
     if dictionary.bucket != dense.bucket:
         raise ValueError("the two models have different -bucket values")
-    q = quantized_input(bytes(data), dictionary)
+    q = quantized_input(original, dictionary)
     rows = np.asarray(matrix[source_rows(dictionary, dense)], dtype=np.float32)
     if rows.shape != (q.rows, q.dim):
         raise ValueError(f"the quantized model has {q.rows} x {q.dim} input rows, the dense model's give {rows.shape}")
@@ -155,11 +156,11 @@ def refit_norms(dense_model: Path, quantized_model: Path) -> dict:
     # The scale that best fits each row to its quantized direction (its norm, when the direction is exact).
     scale = (rows * directions).sum(axis=1) / np.maximum((directions * directions).sum(axis=1), 1e-12)
     scale = np.maximum(scale, 1e-8)
-    old_levels = np.frombuffer(bytes(data), "<f4", _LEVELS, q.norm_centroids_offset)
-    old_scale = old_levels[np.frombuffer(bytes(data), np.uint8, q.rows, q.norm_codes_offset)]
+    old_levels = np.frombuffer(original, "<f4", _LEVELS, q.norm_centroids_offset)
+    old_scale = old_levels[np.frombuffer(original, np.uint8, q.rows, q.norm_codes_offset)]
     levels = log_levels(float(scale.min()), float(scale.max()))
-    log_levels_ = np.log(levels)
-    codes = np.abs(np.log(scale)[:, None] - log_levels_[None, :]).argmin(axis=1).astype(np.uint8)
+    codes = np.abs(np.log(scale)[:, None] - np.log(levels)[None, :]).argmin(axis=1).astype(np.uint8)
+    data = bytearray(original)
     data[q.norm_codes_offset: q.norm_codes_offset + q.rows] = codes.tobytes()
     data[q.norm_centroids_offset: q.norm_centroids_offset + 4 * _LEVELS] = levels.tobytes()
     quantized_model.write_bytes(bytes(data))
