@@ -393,3 +393,23 @@ def test_autotune_grid_table(tiny_dataset, tmp_path, monkeypatch, capsys):
     assert "tiny-q-lr0.5" in out and "P@1" in out and "R@5" in out
     # The unquantized dim-4 model is over the 0.02 MiB budget; the quantized one fits and wins.
     assert "Winner within 0.02 MiB: tiny-q-lr0.5" in out
+
+
+# --- the cross-check against `fasttext test` --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ft_p_at_1, expected", [(0.9, "within what ties explain"), (0.3, "WARNING")])
+def test_cross_check_explains_differences_that_ties_at_the_cut_off_allow(monkeypatch, capsys, ft_p_at_1, expected):
+    # Ten texts with gold label "a": three answers tie "a" and "b" at rank 1 in the k=50 order (b first).
+    tied = [("b", 1.0), ("a", 1.0), ("c", 0.1)]
+    clear = [("a", 0.9), ("b", 0.1), ("c", 0.05)]
+    predictions = [tied] * 3 + [clear] * 7
+    gold = [["a"]] * 10
+    # fastText's own k=1 answer may put "a" first in the tied texts: up to 3 more correct, not 4 fewer.
+    answers = {1: {"n": 10, "precision": ft_p_at_1, "recall": ft_p_at_1}, 5: {"n": 10, "precision": 0.2, "recall": 1.0}}
+    monkeypatch.setattr(ft, "fasttext_test", lambda binary, model, path, k: answers[k])
+    result = tr.cross_check(Path("fasttext"), Path("model.bin"), Path("valid.txt"), gold, predictions, {"a", "b", "c"})
+    assert result["python_p_at_1"] == pytest.approx(0.7) and result["p_at_1"] == ft_p_at_1
+    log = capsys.readouterr().err
+    assert expected in log
+    assert ("WARNING" in log) == (expected == "WARNING")

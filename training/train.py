@@ -113,22 +113,24 @@ def cross_check(binary: Path, model: Path, labelled_file: Path, gold: list[list[
     ours = mt.headline([g for g, _ in kept], [p for _, p in kept])
     result = {"n": ft1["n"], "p_at_1": ft1["precision"], "r_at_5": ft5["recall"],
               "python_p_at_1": ours["p_at_1"], "python_r_at_5": ours["r_at_5"]}
-    # fastText prints 3 significant digits.
-    if ft1["n"] != len(kept) or abs(ft1["precision"] - ours["p_at_1"]) > 6e-4 or abs(ft5["recall"] - ours["r_at_5"]) > 6e-4:
-        ties = sum(1 for _, p in kept if tied_at_the_top(p))
-        if ft1["n"] == len(kept) and abs(ft1["precision"] - ours["p_at_1"]) * len(kept) <= ties + 1 \
-                and abs(ft5["recall"] - ours["r_at_5"]) <= abs(ft1["precision"] - ours["p_at_1"]) + 6e-4:
-            log(f"  fasttext test differs by {ft1['precision'] - ours['p_at_1']:+.4f} P@1 only where several "
-                f"hashtags tie for first place ({ties} texts): fastText orders tied labels differently for "
-                f"k=1 than for k={PREDICT_K}; the metrics here use the k={PREDICT_K} order the endpoint serves")
-        else:
-            log(f"WARNING: fasttext test disagrees with the Python metrics: {result}")
+    p1_gap, r5_gap = ft1["precision"] - ours["p_at_1"], ft5["recall"] - ours["r_at_5"]
+    # A tie at the cut-off rank lets fastText's k=1 or k=5 answer keep another label than the
+    # k=50 answer does: each such text can move one correct label in or out.
+    ties1, ties5 = (sum(1 for _, p in kept if tied_at_rank(p, k)) for k in (1, 5))
+    slack = 6e-4  # fastText prints 3 significant digits
+    gold_labels = sum(len(g) for g, _ in kept)
+    if ft1["n"] != len(kept) or abs(p1_gap) > ties1 / len(kept) + slack or abs(r5_gap) > ties5 / gold_labels + slack:
+        log(f"WARNING: fasttext test disagrees with the Python metrics: {result}")
+    elif abs(p1_gap) > slack or abs(r5_gap) > slack:
+        log(f"  fasttext test differs by {p1_gap:+.4f} P@1 and {r5_gap:+.4f} R@5, within what ties explain: "
+            f"{ties1} texts tie at rank 1 and {ties5} at rank 5, and fastText orders tied hashtags differently "
+            f"for k=1 and k=5 than for k={PREDICT_K}; the metrics here use the k={PREDICT_K} order the endpoint serves")
     return result
 
 
-def tied_at_the_top(answer: list[tuple[str, float]]) -> bool:
-    """Whether the top two labels of an answer have the same printed probability."""
-    return len(answer) > 1 and answer[0][1] == answer[1][1]
+def tied_at_rank(answer: list[tuple[str, float]], k: int) -> bool:
+    """Whether the k-th and the next label of an answer have the same printed probability."""
+    return len(answer) > k and answer[k - 1][1] == answer[k][1]
 
 
 def build_parser() -> argparse.ArgumentParser:
