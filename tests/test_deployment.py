@@ -2,12 +2,13 @@
 (zip, CloudFormation template), and the stack that `serverless deploy` would build from it,
 built in moto the way osls does it.
 
-Three configurations, each packaged once by the real CLI in a temporary copy of the project:
+Four configurations, each packaged once by the real CLI in a temporary copy of the project:
   default   stage dev: no params (x86_64, bundled model, no concurrency settings, no API key)
   prod      stage prod: model from S3 (--param), its checksum, reserved concurrency, memory,
             /tmp size, API key with usage-plan throttling
   graviton  stage graviton: arm64, model from S3 given as env MODEL_S3_URI without checksum,
             provisioned and reserved concurrency
+  http      stage web: an HTTP API (apiType=http) with a stage throttle instead of a REST API
 
 moto 5 stands in for CloudFormation, S3, Lambda, API Gateway, IAM and CloudWatch Logs, with
 known gaps; each is checked on the template instead, and a test pins the list so that a new
@@ -43,11 +44,14 @@ from conftest import rest_event
 from model_source import S3Model, file_sha256, model_from_environment
 from test_serverless import (  # noqa: F401 (serverless_cli is a fixture)
     PYTHON_TEXT,
+    REST_METHODS,
     ROOT,
+    ROUTE_PATHS,
     SERVERLESS,
     ZIP_NAME,
     cli_env,
     make_service,
+    rest_methods,
     run_cli,
     runtime_modules,
     serverless_cli,
@@ -100,6 +104,15 @@ MOTO_UNSUPPORTED = {
     "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGateway::UsagePlanKey",
     "AWS::Lambda::Alias",
+}
+# moto 5.2 has an apigatewayv2 backend, but its CloudFormation creates none of the HTTP API's
+# resources: the apiType=http stack comes up in moto without them (test_http_api_stack_in_moto),
+# and the API, its routes, integration, stage and CORS are template checks (test_http_api_*).
+MOTO_UNSUPPORTED_HTTP_API = {
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Stage",
 }
 
 
@@ -158,12 +171,8 @@ class Packaged:
         return BINARIES[self.config.architecture]
 
     def methods(self) -> dict[tuple[str, str], dict]:
-        """(HTTP method, path part) -> the method's properties."""
-        paths = {k: r["Properties"]["PathPart"] for k, r in self.of_type("AWS::ApiGateway::Resource").items()}
-        return {
-            (m["Properties"]["HttpMethod"], paths[m["Properties"]["ResourceId"]["Ref"]]): m["Properties"]
-            for m in self.of_type("AWS::ApiGateway::Method").values()
-        }
+        """(HTTP method, path) -> the REST API method's properties."""
+        return rest_methods(self.resources)
 
 
 CONFIGS = {
@@ -181,6 +190,11 @@ CONFIGS = {
         args=["--stage", "graviton", "--param=architecture=arm64", "--param=provisionedConcurrency=2",
               "--param=reservedConcurrency=5"],
         env={"MODEL_S3_URI": MODEL_URI},
+    ),
+    "http": Config(
+        "http", stage="web", architecture="x86_64", model_in_s3=False,
+        args=["--stage", "web", "--param=apiType=http", "--param=throttleRateLimit=25",
+              "--param=throttleBurstLimit=50"],
     ),
 }
 
@@ -421,7 +435,8 @@ def test_defaults_reserve_nothing_provision_nothing_and_need_no_api_key(packages
     for resource_type in ["AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey"]:
         assert default.of_type(resource_type) == {}, resource_type
     methods = default.methods()
-    assert set(methods) == {("POST", "recommendations"), ("OPTIONS", "recommendations"), ("GET", "health")}
+    assert set(methods) == REST_METHODS
+    assert default.of_type("AWS::ApiGatewayV2::Api") == {}, "a REST API unless apiType=http"
     assert {key: m.get("ApiKeyRequired", False) for key, m in methods.items()} == dict.fromkeys(methods, False)
 
 
@@ -436,10 +451,9 @@ def test_params_set_reserved_concurrency_memory_and_tmp(packages):
 def test_api_key_and_usage_plan_throttle(packages):
     prod = packages("prod")
     methods = prod.methods()
+    # A browser's CORS preflight carries no key: OPTIONS needs none.
     assert {key: m.get("ApiKeyRequired", False) for key, m in methods.items()} == {
-        ("POST", "recommendations"): True,
-        ("GET", "health"): True,
-        ("OPTIONS", "recommendations"): False,  # a browser's CORS preflight carries no key
+        (method, path): method == "ANY" for method, path in REST_METHODS
     }
     (key_id, key), = prod.of_type("AWS::ApiGateway::ApiKey").items()
     assert key["Properties"]["Enabled"] is True
@@ -451,7 +465,7 @@ def test_api_key_and_usage_plan_throttle(packages):
     (link,) = prod.of_type("AWS::ApiGateway::UsagePlanKey").values()
     assert link["Properties"] == {"KeyId": {"Ref": key_id}, "KeyType": "API_KEY", "UsagePlanId": {"Ref": plan_id}}
     # Browsers may send the key: the preflight allows the header.
-    options = methods[("OPTIONS", "recommendations")]["Integration"]["IntegrationResponses"][0]
+    options = methods[("OPTIONS", "/recommendations")]["Integration"]["IntegrationResponses"][0]
     assert "X-Api-Key" in options["ResponseParameters"]["method.response.header.Access-Control-Allow-Headers"]
 
 
@@ -485,6 +499,72 @@ def test_deployment_bucket_only_accepts_tls(packages):
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": False}}
     resources = evaluate(with_refs(statement["Resource"], ServerlessDeploymentBucket="the-bucket"))
     assert sorted(resources) == ["arn:aws:s3:::the-bucket", "arn:aws:s3:::the-bucket/*"]
+
+
+def test_http_api_replaces_the_rest_api(packages):
+    """apiType=http: an HTTP API with the same routes, every method sent to the function as payload
+    v2 events, CORS answered by API Gateway, and a stage-wide throttle in place of a usage plan."""
+    http = packages("http")
+    assert [r for r in http.resources.values() if r["Type"].startswith("AWS::ApiGateway::")] == []
+    (api_id, api), = http.of_type("AWS::ApiGatewayV2::Api").items()
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+    cors = api["Properties"]["CorsConfiguration"]
+    assert cors["AllowOrigins"] == ["*"]
+    assert {"GET", "POST", "OPTIONS"} <= set(cors["AllowMethods"])
+    assert "Content-Type" in cors["AllowHeaders"]
+    (integration_id, integration), = http.of_type("AWS::ApiGatewayV2::Integration").items()
+    assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": [FUNCTION, "Arn"]}
+    routes = [r["Properties"] for r in http.of_type("AWS::ApiGatewayV2::Route").values()]
+    assert sorted(r["RouteKey"] for r in routes) == sorted(f"ANY {path}" for path in ROUTE_PATHS)
+    for route in routes:
+        assert route["ApiId"] == {"Ref": api_id}
+        assert route["Target"] == {"Fn::Join": ["/", ["integrations", {"Ref": integration_id}]]}
+        assert route.get("AuthorizationType", "NONE") == "NONE"
+    (stage,) = http.of_type("AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["StageName"] == "$default" and stage["Properties"]["AutoDeploy"] is True
+    # --param values arrive as strings, which CloudFormation takes for numbers (cfn-lint agrees).
+    throttle = {k: float(v) for k, v in stage["Properties"]["DefaultRouteSettings"].items()}
+    assert throttle == {"ThrottlingRateLimit": 25, "ThrottlingBurstLimit": 50}
+    (permission,) = http.of_type("AWS::Lambda::Permission").values()
+    source = evaluate(with_refs(permission["Properties"]["SourceArn"], HttpApi="abc123"))
+    assert source == f"arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/*"
+    assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    url = evaluate(with_refs(http.template["Outputs"]["HttpApiUrl"]["Value"], HttpApi="abc123"))
+    assert url == f"https://abc123.execute-api.{REGION}.amazonaws.com"
+
+
+def test_default_throttle_params_set_the_http_api_stage_throttle(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    run_cli(service, "package", "--param=apiType=http")
+    template = json.loads((service / ".serverless" / "cloudformation-template-update-stack.json").read_text())
+    (stage,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert stage["Properties"]["DefaultRouteSettings"] == {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}
+
+
+def refused_package(service: Path, *args: str) -> str:
+    """Run `serverless package` that must fail; returns its output. Nothing may be packaged."""
+    result = subprocess.run(
+        [str(SERVERLESS), "package", *args],
+        cwd=service, env=cli_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode != 0
+    assert not (service / ".serverless" / ZIP_NAME).exists()
+    return result.stdout + result.stderr
+
+
+def test_http_api_with_api_keys_is_refused_not_silently_open(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    output = refused_package(service, "--param=apiType=http", "--param=apiKeyRequired=true")
+    assert "apiKeyRequired=true needs apiType=rest" in output
+    assert "HTTP APIs have no API keys or usage plans" in output
+
+
+def test_unknown_api_type_is_refused(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    output = refused_package(service, "--param=apiType=websocket")
+    assert "apiType must be rest or http" in output
 
 
 # --- the stack, in moto -----------------------------------------------------------------------------
@@ -641,6 +721,25 @@ def test_stack_has_every_resource_moto_supports(deployed):
     assert missing <= MOTO_UNSUPPORTED
     assert all(r["ResourceStatus"].endswith("_COMPLETE") for r in created.values())
     assert {created[k]["ResourceType"] for k in created} == {wanted[k]["Type"] for k in created}
+
+
+def test_http_api_stack_in_moto(stacks):
+    """The apiType=http stack deploys in moto with everything but the HTTP API's own resources,
+    which moto's CloudFormation skips (MOTO_UNSUPPORTED_HTTP_API); no REST API is created."""
+    deployed = stacks("http")
+    packaged = deployed.packaged
+    cf = deployed.client("cloudformation")
+    created = {r["LogicalResourceId"] for r in cf.list_stack_resources(StackName=packaged.stack_name)["StackResourceSummaries"]}
+    wanted = {**packaged.create_template["Resources"], **packaged.resources}
+    missing = {wanted[k]["Type"] for k in set(wanted) - created}
+    assert missing == deployed.skipped
+    assert missing - MOTO_UNSUPPORTED == MOTO_UNSUPPORTED_HTTP_API
+    config = deployed.function_config
+    assert config["Handler"] == "handler.tagRecommendations"
+    assert config["MemorySize"] == packaged.function["MemorySize"]
+    assert config["Environment"]["Variables"] == packaged.function["Environment"]["Variables"]
+    names = [a["name"] for a in deployed.client("apigateway").get_rest_apis()["items"]]
+    assert f"web-{SERVICE}" not in names
 
 
 def test_function_deployed_with_its_configuration_and_code(deployed):

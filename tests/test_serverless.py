@@ -190,6 +190,35 @@ def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fastt
     assert size <= MAX_ZIP_BYTES, f"the zip has {size / 2**20:.1f} MiB; keep it within {MAX_ZIP_BYTES // 2**20} MiB"
 
 
+# The route set of both kinds of API: every method of each path reaches the function (which
+# answers a wrong one with 405), and API Gateway answers the CORS preflight itself.
+ROUTE_PATHS = {"/", "/recommendations", "/health", "/openapi.json"}
+REST_METHODS = {(method, path) for path in ROUTE_PATHS for method in ("ANY", "OPTIONS")}
+
+
+def rest_methods(resources: dict) -> dict[tuple[str, str], dict]:
+    """(HTTP method, path) -> properties of each AWS::ApiGateway::Method in a template's resources."""
+    paths = {
+        logical_id: "/" + r["Properties"]["PathPart"]
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::ApiGateway::Resource"
+    }
+    for r in resources.values():  # every resource hangs off the root: no nested paths here
+        if r["Type"] == "AWS::ApiGateway::Resource":
+            assert r["Properties"]["ParentId"] == {"Fn::GetAtt": ["ApiGatewayRestApi", "RootResourceId"]}
+
+    def path(resource_id: dict) -> str:
+        if resource_id == {"Fn::GetAtt": ["ApiGatewayRestApi", "RootResourceId"]}:
+            return "/"
+        return paths[resource_id["Ref"]]
+
+    return {
+        (r["Properties"]["HttpMethod"], path(r["Properties"]["ResourceId"])): r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGateway::Method"
+    }
+
+
 def test_package_template_describes_the_function_and_its_routes(packaged, service):
     template = json.loads((service / ".serverless" / "cloudformation-template-update-stack.json").read_text())
     resources = template["Resources"]
@@ -203,17 +232,7 @@ def test_package_template_describes_the_function_and_its_routes(packaged, servic
     # API Gateway gives up after 29 s; fastText's own timeout must fire well before Lambda's.
     assert float(env["PREDICT_TIMEOUT_SECONDS"]) < function["Timeout"] < 29
 
-    paths = {
-        logical_id: r["Properties"]["PathPart"]
-        for logical_id, r in resources.items()
-        if r["Type"] == "AWS::ApiGateway::Resource"
-    }
-    methods = {
-        (r["Properties"]["HttpMethod"], paths[r["Properties"]["ResourceId"]["Ref"]])
-        for r in resources.values()
-        if r["Type"] == "AWS::ApiGateway::Method"
-    }
-    assert methods == {("POST", "recommendations"), ("OPTIONS", "recommendations"), ("GET", "health")}
+    assert set(rest_methods(resources)) == REST_METHODS
     integrations = {
         r["Properties"]["Integration"]["Type"]
         for r in resources.values()
@@ -287,15 +306,17 @@ def live_processes_in_group(pgid: int) -> list[str]:
 class OfflineServer:
     """`serverless offline start` on free loopback ports, in a process group of its own."""
 
-    def __init__(self, service: Path, log_path: Path):
+    def __init__(self, service: Path, log_path: Path, *args: str):
+        """`args`: more CLI arguments; with --param=apiType=http the routes have no stage prefix."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/dev"
+        http_api = "--param=apiType=http" in args
+        self.url = f"http://127.0.0.1:{self.port}" + ("" if http_api else "/dev")
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
             [
                 str(SERVERLESS), "offline", "start", f"--param=runtime={LOCAL_RUNTIME}",
-                "--host", "127.0.0.1", "--httpPort", str(self.port), "--lambdaPort", str(free_port()),
+                "--host", "127.0.0.1", "--httpPort", str(self.port), "--lambdaPort", str(free_port()), *args,
             ],
             cwd=service,
             env=cli_env(),
@@ -341,8 +362,8 @@ class OfflineServer:
 
 
 @contextlib.contextmanager
-def offline_server(service: Path, log_path: Path):
-    server = OfflineServer(service, log_path)
+def offline_server(service: Path, log_path: Path, *args: str):
+    server = OfflineServer(service, log_path, *args)
     try:
         server.wait_until_ready()
         yield server
@@ -438,3 +459,24 @@ def test_offline_stops_with_its_whole_process_group(service, tmp_path):
     assert live_processes_in_group(server.pgid) == []
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+
+
+def test_offline_serves_the_http_api_with_v2_events(service, tmp_path):
+    """apiType=http: serverless offline serves the httpApi routes (no stage prefix, payload format
+    2.0 events for the handler) and answers the CORS preflight."""
+    with offline_server(service, tmp_path / "offline.log", "--param=apiType=http") as server:
+        status, _, raw = request(server.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode(),
+                                 {"Content-Type": "application/json"})
+        assert status == 200, raw
+        assert json.loads(raw)["hashtags_recommended"][0]["hashtag"] == "#python"
+        status, _, raw = request(server.url + "/health")
+        assert status == 200 and json.loads(raw)["status"] == "ok", raw
+        status, _, raw = request(server.url + "/dev/health")
+        assert status == 404, "an HTTP API's $default stage has no stage in its paths"
+        status, headers, _ = request(
+            server.url + "/recommendations",
+            headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"},
+            method="OPTIONS",
+        )
+        assert status in (200, 204)
+        assert headers["Access-Control-Allow-Origin"] in ("*", "https://example.org")
