@@ -773,11 +773,12 @@ def test_rest_api_routes_to_the_function(deployed):
     apigw = deployed.client("apigateway")
     api = deployed.rest_api
     resources = {r["path"]: r for r in apigw.get_resources(restApiId=api["id"])["items"]}
-    assert set(resources) == {"/", "/recommendations", "/health"}
+    assert set(resources) == ROUTE_PATHS
     function_arn = deployed.function_config["FunctionArn"]
     key_required = packaged.config.name == "prod"
-    for http_method, path in [("POST", "/recommendations"), ("GET", "/health")]:
-        method = apigw.get_method(restApiId=api["id"], resourceId=resources[path]["id"], httpMethod=http_method)
+    for path in ROUTE_PATHS:
+        assert set(resources[path]["resourceMethods"]) == {"ANY", "OPTIONS"}, path
+        method = apigw.get_method(restApiId=api["id"], resourceId=resources[path]["id"], httpMethod="ANY")
         assert method["authorizationType"] == "NONE"
         assert method["apiKeyRequired"] is key_required
         integration = method["methodIntegration"]
@@ -785,12 +786,8 @@ def test_rest_api_routes_to_the_function(deployed):
         assert integration["uri"] == (
             f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
         )
-    preflight = apigw.get_method(
-        restApiId=api["id"], resourceId=resources["/recommendations"]["id"], httpMethod="OPTIONS"
-    )
-    assert preflight["methodIntegration"]["type"] == "MOCK" and preflight["apiKeyRequired"] is False
-    assert set(resources["/health"]["resourceMethods"]) == {"GET"}
-    assert set(resources["/recommendations"]["resourceMethods"]) == {"POST", "OPTIONS"}
+        preflight = apigw.get_method(restApiId=api["id"], resourceId=resources[path]["id"], httpMethod="OPTIONS")
+        assert preflight["methodIntegration"]["type"] == "MOCK" and preflight["apiKeyRequired"] is False
     stage = apigw.get_stage(restApiId=api["id"], stageName=packaged.config.stage)
     assert stage["deploymentId"]
     # Outputs are not computed for change sets in moto: the endpoint from the template, resolved.

@@ -443,7 +443,7 @@ def test_offline_answers_cors_preflight(offline):
         headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
         method="OPTIONS",
     )
-    assert status == 200
+    assert status in (200, 204)  # serverless offline answers 204 on a path whose method is ANY
     assert headers["Access-Control-Allow-Origin"] == origin
 
 
