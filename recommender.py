@@ -143,7 +143,7 @@ class Recommender:
 
     @staticmethod
     def _result(text: str, answer: list[tuple[str, float]], request: RecommendationRequest) -> dict:
-        used = extract_hashtags(text)
+        used = extract_hashtags(text) if "#" in text else []  # most texts have none: skip the regex
         skip = set(used) if request.exclude_used else set()
         recommended = []
         for label, probability in answer:
