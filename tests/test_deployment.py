@@ -428,7 +428,7 @@ def test_defaults_reserve_nothing_provision_nothing_and_need_no_api_key(packages
     default = packages("default")
     function = default.function
     assert "ReservedConcurrentExecutions" not in function
-    assert function["MemorySize"] == 1024
+    assert function["MemorySize"] == 1769
     assert function["EphemeralStorage"] == {"Size": 512}
     assert default.of_type("AWS::Lambda::Alias") == {}
     assert "ProvisionedConcurrencyConfig" not in json.dumps(default.template)

@@ -226,7 +226,7 @@ def test_package_template_describes_the_function_and_its_routes(packaged, servic
     assert function["Handler"] == "handler.tagRecommendations"
     assert function["Runtime"] == "python3.12"
     assert function["Architectures"] == ["x86_64"]
-    assert function["MemorySize"] == 1024
+    assert function["MemorySize"] == 1769  # one full vCPU (docs/DEPLOYMENT.md, "Memory size and cost")
     env = function["Environment"]["Variables"]
     assert env == {"MODEL_PATH": "model.bin", "FASTTEXT_BINARY": "fasttext", "PREDICT_TIMEOUT_SECONDS": "5"}
     # API Gateway gives up after 29 s; fastText's own timeout must fire well before Lambda's.
