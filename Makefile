@@ -1,6 +1,11 @@
 # fasttext-serverless: set up, build, train, serve, test.
 #   make serve   set everything up, then serve the endpoint locally (serverless offline)
 #   make test    set everything up, then run the whole test suite
+# Your own model:
+#   make train DATA=posts.csv MODEL=models/posts.bin [VALID=valid.csv] [TRAIN_ARGS="--min-tag-count 5"]
+#   make serve MODEL=models/posts.bin [PORT=3001]; make package MODEL=models/posts.bin
+# MODEL defaults to model.bin, the Debian model, which the setup trains only when it is missing
+# (`make train` without DATA retrains it on purpose): a model of yours is never overwritten by a build.
 .DELETE_ON_ERROR:
 SHELL := /bin/bash
 
@@ -10,6 +15,14 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/node_modules/.bin
 LOCAL_RUNTIME := python$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 PORT ?= 3000
+HOST ?= localhost
+# serverless offline also listens on a port for Lambda's invoke API: a free one, so that two
+# local servers can run at once.
+LAMBDA_PORT ?= $(shell $(PYTHON) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+MODEL ?= model.bin
+DATA ?=
+VALID ?=
+TRAIN_ARGS ?=
 ARCH ?= x86_64
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -21,17 +34,20 @@ FASTTEXT_SRC := build/fasttext-$(FASTTEXT_VERSION)/src
 CXXFLAGS_FASTTEXT := -std=c++17 -O3 -ffp-contract=off -pthread -static -s
 APT_PACKAGES := g++ g++-aarch64-linux-gnu qemu-user-static file
 
-.PHONY: setup serve test test-long bench data train autotune evaluate package apt-deps clean
+.PHONY: setup tools serve test test-long bench data train autotune evaluate package apt-deps clean
 
-setup: $(VENV)/.installed node_modules/.installed fasttext fasttext-arm64 model.bin
+setup: tools $(MODEL)
+
+tools: $(VENV)/.installed node_modules/.installed fasttext fasttext-arm64
 
 serve: setup
-	@echo "Serving on http://localhost:$(PORT)/dev/recommendations ; try:"
+	@echo "Serving $(MODEL) on http://localhost:$(PORT)/dev/recommendations ; try:"
 	@echo "  curl -s -X POST http://localhost:$(PORT)/dev/recommendations -d '{\"text\": \"A tiny C++ library to parse JSON files\"}'"
-	$(BIN)/serverless offline start --param="runtime=$(LOCAL_RUNTIME)" --httpPort $(PORT)
+	$(BIN)/serverless offline start --param="runtime=$(LOCAL_RUNTIME)" --param="model=$(MODEL)" \
+	  --host $(HOST) --httpPort $(PORT) --lambdaPort $(LAMBDA_PORT)
 
 test: setup
-	$(PY) -m pytest
+	MODEL=$(MODEL) $(PY) -m pytest
 
 test-long: setup
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/test_robustness.py
@@ -73,23 +89,29 @@ fasttext-arm64: $(FASTTEXT_SRC)/main.cc | apt-deps
 	aarch64-linux-gnu-g++ $(CXXFLAGS_FASTTEXT) -march=armv8-a -o $@ $(FASTTEXT_SRC)/*.cc
 	file $@ | grep -q 'ARM aarch64.*statically linked'
 
-model.bin: fasttext data/train.tsv.gz data/valid.tsv.gz text_cleaning.py $(wildcard training/*.py) $(VENV)/.installed
-	$(PY) -m training.train --preset default --output $@
+# Built only when missing (order-only prerequisites): a newer checkout never retrains over a model.
+model.bin: | fasttext $(VENV)/.installed
+	$(PY) -m training.train --output $@
+
+ifneq ($(MODEL),model.bin)
+$(MODEL):
+	@echo "MODEL=$(MODEL) does not exist: train it with 'make train DATA=your-data.csv MODEL=$(MODEL)'" >&2; exit 1
+endif
 
 train: fasttext $(VENV)/.installed
-	$(PY) -m training.train --preset default --output model.bin
+	$(PY) -m training.train $(if $(DATA),--train $(DATA)) $(if $(VALID),--valid $(VALID)) --output $(MODEL) $(TRAIN_ARGS)
 
 autotune: fasttext $(VENV)/.installed
 	$(PY) -m training.autotune
 
-evaluate: model.bin
-	$(PY) -m training.evaluate --model model.bin --baseline
+evaluate: tools $(MODEL)
+	$(PY) -m training.evaluate --model $(MODEL) --baseline
 
 data: $(VENV)/.installed
 	$(PY) -m training.build_dataset --out data/
 
 package: setup
-	$(BIN)/serverless package --param="architecture=$(ARCH)"
+	$(BIN)/serverless package --param="architecture=$(ARCH)" --param="model=$(MODEL)"
 
 clean:
 	rm -rf build .serverless fasttext fasttext-arm64 model.bin model.metrics.json model.report.md model.pr.png

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from fasttext_process import FASTTEXT_VERSION, FastTextProcess, read_model_header
 from model_source import BundledModel, S3Model, file_sha256, model_from_environment
-from text_cleaning import clean_text, extract_hashtags
+from text_cleaning import clean_text, extract_hashtags, normalize_tag
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_K = 50
@@ -147,7 +147,7 @@ class Recommender:
         skip = set(used) if request.exclude_used else set()
         recommended = []
         for label, probability in answer:
-            hashtag = "#" + label.lower()
+            hashtag = "#" + normalize_tag(label)
             if probability < request.threshold or len(recommended) == request.k:
                 break
             if hashtag not in skip:

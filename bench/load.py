@@ -44,7 +44,7 @@ def service_directory(model: Path, runtime: Path, tmp: Path) -> Path:
         return benchlib.REPO
     service = tmp / "service"
     service.mkdir()
-    for name in ("serverless.yml", "package.json", "requirements.txt"):
+    for name in ("serverless.yml", "serverless.params.js", "package.json", "requirements.txt"):
         if (benchlib.REPO / name).exists():
             shutil.copy2(benchlib.REPO / name, service / name)
     for source in sorted(runtime.glob("*.py")):

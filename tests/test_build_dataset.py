@@ -92,7 +92,7 @@ def test_tag_to_label_rejects_unusable_labels(tag):
 
 def test_todo_tags_and_tagless_packages_dropped(built):
     train, valid, stats = built
-    by_name = {e.package: e for e in train + valid}
+    by_name = {e.id: e for e in train + valid}
     assert "beta" not in by_name and "gamma" not in by_name
     assert by_name["alpha"].labels == [
         "devel-lang-cpp",
@@ -107,14 +107,14 @@ def test_todo_tags_and_tagless_packages_dropped(built):
 
 def test_summary_only_fallback(built):
     train, valid, stats = built
-    delta = next(e for e in train + valid if e.package == "delta")
+    delta = next(e for e in train + valid if e.id == "delta")
     assert delta.text == "Delta chess engine"
     assert stats.summary_only == 1
 
 
 def test_exact_duplicates_removed(built):
     train, valid, stats = built
-    names = sorted(e.package for e in train + valid)
+    names = sorted(e.id for e in train + valid)
     assert names == ["alpha", "alpha-data", "delta", "epsilon"]
     assert (stats.duplicates_dropped, stats.duplicates_with_other_labels) == (2, 1)
 
@@ -122,7 +122,7 @@ def test_exact_duplicates_removed(built):
 def test_split_keeps_sources_together_and_is_deterministic():
     examples = [Example(f"{s}-{b}", f"src{s}", ["role-program"], f"text {s} {b}") for s in range(500) for b in range(2)]
     train, valid = bd.split_by_source(examples, seed=0)
-    assert not {e.source for e in train} & {e.source for e in valid}
+    assert not {e.group for e in train} & {e.group for e in valid}
     assert 0.15 < len(valid) / len(examples) < 0.25
     assert bd.split_by_source(examples, seed=0) == (train, valid)
     assert bd.split_by_source(examples, seed=1) != (train, valid)
@@ -130,7 +130,7 @@ def test_split_keeps_sources_together_and_is_deterministic():
 
 def test_fixture_binaries_of_one_source_on_same_side(built):
     train, valid, _ = built
-    sides = {e.package: e in valid for e in train + valid}
+    sides = {e.id: e in valid for e in train + valid}
     assert sides["alpha"] == sides["alpha-data"]
 
 
@@ -142,7 +142,7 @@ def test_output_readable_and_byte_identical(tmp_path):
     for name in SPLITS:
         assert (first / name).read_bytes()[4:8] == bytes(4), "gzip mtime must be 0"
     examples = list(read_examples(first / "train.tsv.gz")) + list(read_examples(first / "valid.tsv.gz"))
-    epsilon = next(e for e in examples if e.package == "epsilon")
+    epsilon = next(e for e in examples if e.id == "epsilon")
     assert epsilon == Example("epsilon", "epsilon", ["role-shared-lib"], "Epsilon shared library Epsilon provides tab-separated helpers.")
     assert (first / "labels.txt").read_text().split("\n")[0] == "role-program\t2"
     assert "Exact duplicate descriptions dropped (first package kept): 2" in (first / "README.md").read_text()
@@ -204,8 +204,8 @@ def test_committed_labels_file_matches_data(committed):
 
 
 def test_committed_split_by_source(committed):
-    train_sources = {e.source for e in committed["train.tsv.gz"]}
-    valid_sources = {e.source for e in committed["valid.tsv.gz"]}
+    train_sources = {e.group for e in committed["train.tsv.gz"]}
+    valid_sources = {e.group for e in committed["valid.tsv.gz"]}
     assert not train_sources & valid_sources
     assert 0.15 < len(committed["valid.tsv.gz"]) / sum(map(len, committed.values())) < 0.25
 

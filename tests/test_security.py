@@ -6,7 +6,6 @@ import ast
 import ctypes
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ import handler
 from conftest import LambdaContext, http_event, rest_event
 from fasttext_process import FastTextProcess
 from recommender import MAX_K, Recommender
-from test_serverless import runtime_modules
+from test_serverless import make_service, run_cli, runtime_modules, serverless_cli  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "zqsecuritymarker"
@@ -302,28 +301,9 @@ def _as_list(value):
 
 
 @pytest.fixture(scope="module")
-def cloudformation_template(tmp_path_factory, tiny_model, fasttext_binary):
-    cli = ROOT / "node_modules" / ".bin" / "serverless"
-    assert cli.exists(), "run `make setup` first: node_modules is installed by the setup"
-    service = tmp_path_factory.mktemp("security") / "fasttext-serverless"
-    service.mkdir()
-    for name in ["serverless.yml", "package.json", "requirements.txt", *sorted(runtime_modules())]:
-        shutil.copy2(ROOT / name, service / name)
-    shutil.copy2(fasttext_binary, service / "fasttext")
-    shutil.copyfile(tiny_model, service / "model.bin")
-    (service / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "VIRTUAL_ENV"}
-    env.update(
-        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
-        AWS_SECRET_ACCESS_KEY="not-a-real-secret",
-        AWS_EC2_METADATA_DISABLED="true",
-        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-    )
-    result = subprocess.run(
-        [str(cli), "package"], cwd=service, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def cloudformation_template(tmp_path_factory, tiny_model, fasttext_binary, serverless_cli):
+    service = make_service(tmp_path_factory.mktemp("security") / "fasttext-serverless", tiny_model)
+    run_cli(service, "package")
     return json.loads((service / ".serverless" / "cloudformation-template-update-stack.json").read_text())
 
 

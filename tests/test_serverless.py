@@ -77,7 +77,7 @@ def runtime_modules(root: Path = ROOT) -> set[str]:
 def make_service(dest: Path, model: Path) -> Path:
     """A copy of the project in `dest` that the CLI can package, invoke and serve."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ["serverless.yml", "package.json", "requirements.txt", "fasttext"]:
+    for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "fasttext"]:
         shutil.copy2(ROOT / name, dest / name)  # copy2 keeps fasttext's executable bit
     for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
         shutil.copy2(module, dest / module.name)
@@ -181,8 +181,8 @@ def test_package_ships_exactly_the_runtime(packaged, service):
 
 
 def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fasttext_binary):
-    model = ROOT / "model.bin"
-    assert model.is_file(), "model.bin is missing: the setup (`make setup`) trains it before the tests run"
+    model = ROOT / (os.environ.get("MODEL") or "model.bin")  # `make test MODEL=...` checks that model
+    assert model.is_file(), f"{model} is missing: the setup (`make setup`) trains model.bin before the tests run"
     service = make_service(tmp_path / "fasttext-serverless", model)
     with package(service) as zf:
         assert_ships_exactly_the_runtime(zf, service)
@@ -306,15 +306,16 @@ def live_processes_in_group(pgid: int) -> list[str]:
 class OfflineServer:
     """`serverless offline start` on free loopback ports, in a process group of its own."""
 
-    def __init__(self, service: Path, log_path: Path, *args: str):
-        """`args`: more CLI arguments; with --param=apiType=http the routes have no stage prefix."""
+    def __init__(self, service: Path, log_path: Path, command=None, args: tuple[str, ...] = ()):
+        """`command(port)`, when given, is what starts the server on `port` (`make serve`, say);
+        `args`: more CLI arguments; with --param=apiType=http the routes have no stage prefix."""
         self.port = free_port()
         http_api = "--param=apiType=http" in args
         self.url = f"http://127.0.0.1:{self.port}" + ("" if http_api else "/dev")
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [
+            command(self.port) if command else [
                 str(SERVERLESS), "offline", "start", f"--param=runtime={LOCAL_RUNTIME}",
                 "--host", "127.0.0.1", "--httpPort", str(self.port), "--lambdaPort", str(free_port()), *args,
             ],
@@ -362,8 +363,8 @@ class OfflineServer:
 
 
 @contextlib.contextmanager
-def offline_server(service: Path, log_path: Path, *args: str):
-    server = OfflineServer(service, log_path, *args)
+def offline_server(service: Path, log_path: Path, command=None, args: tuple[str, ...] = ()):
+    server = OfflineServer(service, log_path, command, args)
     try:
         server.wait_until_ready()
         yield server
@@ -464,7 +465,7 @@ def test_offline_stops_with_its_whole_process_group(service, tmp_path):
 def test_offline_serves_the_http_api_with_v2_events(service, tmp_path):
     """apiType=http: serverless offline serves the httpApi routes (no stage prefix, payload format
     2.0 events for the handler) and answers the CORS preflight."""
-    with offline_server(service, tmp_path / "offline.log", "--param=apiType=http") as server:
+    with offline_server(service, tmp_path / "offline.log", args=("--param=apiType=http",)) as server:
         status, _, raw = request(server.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode(),
                                  {"Content-Type": "application/json"})
         assert status == 200, raw

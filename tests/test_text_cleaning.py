@@ -2,7 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from text_cleaning import clean_text, extract_hashtags
+from hypothesis import given
+from hypothesis import strategies as st
+
+from text_cleaning import clean_text, extract_hashtags, normalize_tag, tag_problem
 
 LABELS = Path(__file__).resolve().parent.parent / "data" / "labels.txt"
 
@@ -22,6 +25,9 @@ LABELS = Path(__file__).resolve().parent.parent / "data" / "labels.txt"
         ("emoji 🎉 ok", "emoji ok"),
         ("lone \ud800 surrogate", "lone surrogate"),
         ("#python and #c-sharp", "python and c sharp"),
+        ("C++, C# and C on .NET with Node.js in 3D", "c++ c# and c on .net with node.js in 3d"),
+        ("a+b 2+2 c++17 f#", "a b 2 2 c 17 f#"),
+        ("e.g. version 3.11, etc...and (.net)", "e.g version 3.11 etc and .net"),
         ("", ""),
         ("!!! ??? ...", ""),
     ],
@@ -41,12 +47,17 @@ def test_clean_text_is_always_one_line_of_tokens():
     [
         ("I love #Python and #python3 #PYTHON", ["#python", "#python3"]),
         ("#doctor in #medicine, then #doctor again", ["#doctor", "#medicine"]),
-        ("too short #ab but #abc ok", ["#abc"]),
+        ("short tags #r, #Go and #ai/#ux", ["#r", "#go", "#ai", "#ux"]),
+        ("#C++ #c# #.NET #Node.js #asp.net-core #c#-4.0", ["#c++", "#c#", "#.net", "#node.js", "#asp.net-core", "#c#-4.0"]),
         ("hyphens #works-with-audio and #c-sharp.", ["#works-with-audio", "#c-sharp"]),
+        ("a sentence ends with #python. Then #node.js!", ["#python", "#node.js"]),
         ("unicode #café #Ärzte #日本語", ["#café", "#ärzte", "#日本語"]),
-        ("not a tag: a#bcd, x#yz", []),
-        ("glued #abc#def", []),
-        ("trailing hyphen #abc- here", []),
+        ("dotted capital I stays one character: #İstanbul", ["#İstanbul"]),
+        ("not a tag: a#bcd, x#yz, C# code, &#39;quoted&#39;, x.#y, 1+#2", []),
+        ("no letters or digits: # #- #... #+ #_", []),
+        ("glued #abc#def", ["#abc#def"]),
+        ("trailing hyphen #abc- here", ["#abc"]),
+        ("fixes #12.", ["#12"]),
         ("underscores #snake_case", ["#snake_case"]),
         ("at start\n#newline works", ["#newline"]),
         ("", []),
@@ -66,3 +77,43 @@ def test_every_label_pasted_back_is_recognised_as_used():
 
 def test_tags_are_matched_without_spanning_a_stray_angle_bracket():
     assert clean_text("if a <b> then <c") == "if a then c"
+
+
+@pytest.mark.parametrize(
+    "tag, label",
+    [("#Python", "python"), ("C++", "c++"), ("#.NET", ".net"), ("İİİ", "İİİ"), ("ΑΣ", "ας"), ("日本語", "日本語")],
+)
+def test_normalize_tag(tag, label):
+    assert normalize_tag(tag) == label
+
+
+@pytest.mark.parametrize("label", ["c++", "c#", ".net", "node.js", "go", "r", "machine-learning", "snake_case", "İİİ"])
+def test_tags_sites_use_round_trip(label):
+    assert tag_problem(label) is None
+    assert extract_hashtags(f"Question about #{label}.") == ["#" + label]
+
+
+@pytest.mark.parametrize(
+    "label, problem",
+    [("C++", "not normalised"), ("#go", "not normalised"), ("-x", "a hashtag is"), ("a.", "a hashtag is"),
+     ("+1", "a hashtag is"), ("two words", "a hashtag is"), ("i\u0307", "a hashtag is"), ("", "a hashtag is")],
+)
+def test_tags_that_cannot_round_trip_are_named(label, problem):
+    assert problem in tag_problem(label)
+
+
+TAG_CHARS = st.characters(codec="utf-8", exclude_categories=["Cs"])
+
+
+@given(st.text(TAG_CHARS, max_size=12))
+def test_any_extracted_hashtag_is_normalised_and_reads_back_as_itself(body):
+    for hashtag in extract_hashtags(f"x #{body} y"):
+        label = hashtag[1:]
+        assert normalize_tag(label) == label
+        assert tag_problem(label) is None
+        assert extract_hashtags(f"pasted back {hashtag}.") == [hashtag]
+
+
+@given(st.text(TAG_CHARS, min_size=1, max_size=12))
+def test_normalising_twice_changes_nothing(tag):
+    assert normalize_tag(normalize_tag(tag)) == normalize_tag(tag)

@@ -174,7 +174,7 @@ def split_by_source(examples: Iterable[Example], seed: int) -> tuple[list[Exampl
     """Split into (train, valid) so that all binaries of a source land on the same side."""
     train, valid = [], []
     for example in examples:
-        (valid if is_validation_source(example.source, seed) else train).append(example)
+        (valid if is_validation_source(example.group, seed) else train).append(example)
     return train, valid
 
 
@@ -194,7 +194,7 @@ def write_examples(path: Path, examples: Iterable[Example]) -> None:
     """Write gzipped TSV lines with a zero mtime, so rebuilds are byte-identical."""
     with gzip.GzipFile(path, "wb", mtime=0) as out:
         for e in examples:
-            out.write(f"{e.package}\t{e.source}\t{' '.join(e.labels)}\t{e.text}\n".encode())
+            out.write(f"{e.id}\t{e.group}\t{' '.join(e.labels)}\t{e.text}\n".encode())
 
 
 def label_counts(examples: Iterable[Example]) -> list[tuple[str, int]]:
@@ -233,7 +233,7 @@ hashtags (`#label` is recognised by `text_cleaning.extract_hashtags`).
   of which {stats.duplicates_with_other_labels} had a different label set.
 - Tagged packages without a translation (text is the summary only): {stats.summary_only}.
 - Examples: {len(examples)} ({len(train)} train, {len(valid)} valid), from
-  {len({e.source for e in train})} train and {len({e.source for e in valid})} valid source packages.
+  {len({e.group for e in train})} train and {len({e.group for e in valid})} valid source packages.
 - Labels: {len(label_counts(examples))} ({len(label_counts(train))} occur in train,
   {len(label_counts(valid))} in valid); {n_labels / len(examples):.2f} labels per package on average.
 - Debtags with characters other than letters, digits, `-`, `:` and `+` (mapped to `-`): {odd}.

@@ -1,22 +1,265 @@
-"""Reader for the prepared dataset files (data/train.tsv.gz, data/valid.tsv.gz)."""
+"""Labelled texts in the formats sites export, read into examples with every problem named.
 
+Formats (gzipped or not; detected from the name, then the content; or named with `format`):
+- csv: a header row, then one post a row. A text column (`text`) and a tags column
+  (`hashtags` or `tags`); optional `id` and `group` columns. Quoted fields may hold
+  commas, tabs and newlines.
+- jsonl: one JSON object a line, `{"text": "...", "hashtags": ["#a", "b"]}`; the tags may
+  also be one string, and `tags` may stand for `hashtags`; optional `id` and `group`.
+- fasttext: fastText's training format, `__label__a __label__b text ...`.
+- tsv: the prepared Debian data, `id<TAB>group<TAB>tag tag ...<TAB>text`.
+
+Tags in one string are separated by whitespace, commas, semicolons or `|`, with or
+without a leading `#`; each is normalised with `text_cleaning.normalize_tag`, and a tag
+that cannot read back as a hashtag is an error.
+"""
+
+import codecs
+import csv
+import functools
 import gzip
+import io
+import json
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
+
+from fasttext_process import LABEL_PREFIX
+from text_cleaning import normalize_tag, tag_problem
+
+FORMATS = ("csv", "jsonl", "fasttext", "tsv")
+TEXT_COLUMNS = ("text",)
+TAGS_COLUMNS = ("hashtags", "tags")
+_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv",
+               ".ft": "fasttext", ".fasttext": "fasttext"}
+_TAG_SEPARATORS = re.compile(r"[\s,;|]+")
+_GZIP_MAGIC = b"\x1f\x8b"
+MAX_ERRORS_SHOWN = 20
+_tag_problem = functools.lru_cache(maxsize=None)(tag_problem)
 
 
 class Example(NamedTuple):
-    """One package: its name, its source package, its labels and its raw description."""
+    """One labelled text: an id, a group (related examples stay on one side of a split), tags, text."""
 
-    package: str
-    source: str
+    id: str
+    group: str
     labels: list[str]
     text: str
 
 
+class DatasetError(Exception):
+    """The file cannot be read as labelled texts; the message names the file, the lines and the fix."""
+
+
+@dataclass
+class Columns:
+    """Which CSV columns or JSON keys hold the text, the tags and the group (None: the defaults)."""
+
+    text: str | None = None
+    tags: str | None = None
+    group: str | None = None
+
+
+@dataclass
+class Dataset:
+    """The examples of one file, the format they were read as, and whether the file names groups."""
+
+    path: Path
+    format: str
+    examples: list[Example] = field(default_factory=list)
+    has_groups: bool = False
+
+
+class _Row(NamedTuple):
+    line: int
+    id: str
+    group: str | None
+    tags: object  # a string or a list of strings, as the file has them
+    text: object
+    problem: str | None = None  # what is wrong with the row as a whole
+
+
+def _bad_row(line: int, problem: str) -> _Row:
+    return _Row(line, str(line), None, [], "", problem)
+
+
 def read_examples(path) -> Iterator[Example]:
-    """Yield the examples of a gzipped `package<TAB>source<TAB>labels<TAB>text` file."""
-    with gzip.open(path, "rt", encoding="utf-8", newline="\n") as lines:
-        for line in lines:
-            package, source, labels, text = line.rstrip("\n").split("\t")
-            yield Example(package, source, labels.split(), text)
+    """The examples of a prepared Debian TSV file (data/*.tsv.gz)."""
+    return iter(read_dataset(Path(path), "tsv").examples)
+
+
+def read_dataset(path: Path, format: str | None = None, columns: Columns | None = None) -> Dataset:
+    """Read every row of `path`, raising DatasetError listing every bad row (none is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    raw = path.read_bytes()
+    if raw.startswith(_GZIP_MAGIC):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DatasetError(f"{path}: a damaged gzip file: {e}") from None
+    try:
+        content = codecs.decode(raw, "utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DatasetError(f"{path}:{line}: not UTF-8 text ({e.reason}); save the export as UTF-8") from None
+    if not content.strip():
+        raise DatasetError(f"{path}: the file is empty")
+    format = format or detect_format(path, content)
+    reader = {"csv": _csv_rows, "jsonl": _jsonl_rows, "fasttext": _fasttext_rows, "tsv": _tsv_rows}[format]
+    dataset = Dataset(path, format)
+    errors = []
+    for row in reader(path, content, columns or Columns(), dataset):
+        try:
+            dataset.examples.append(_example(row))
+        except ValueError as e:
+            errors.append(f"{path}:{row.line}: {e}")
+    if errors:
+        raise DatasetError(_error_summary(path, format, errors))
+    if not dataset.examples:
+        raise DatasetError(f"{path}: no examples in the file (read as {format})")
+    return dataset
+
+
+def detect_format(path: Path, content: str) -> str:
+    """The format from the file name (a .gz suffix aside), else from its first line."""
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    if suffixes and suffixes[-1] in _EXTENSIONS:
+        return _EXTENSIONS[suffixes[-1]]
+    first = next(line for line in content.splitlines() if line.strip())
+    if first.lstrip().startswith("{"):
+        return "jsonl"
+    if first.startswith(LABEL_PREFIX):
+        return "fasttext"
+    if first.count("\t") == 3:
+        return "tsv"
+    if "," in first:
+        return "csv"
+    raise DatasetError(
+        f"{path}: cannot tell the format from the name or the first line {first[:80]!r}; "
+        f"say it with --format ({', '.join(FORMATS)})"
+    )
+
+
+def split_tags(tags: str) -> list[str]:
+    """'#c++, python;go|r' -> ['#c++', 'python', 'go', 'r']."""
+    return [tag for tag in _TAG_SEPARATORS.split(tags) if tag]
+
+
+def _example(row: _Row) -> Example:
+    if row.problem:
+        raise ValueError(row.problem)
+    if not isinstance(row.text, str):
+        raise ValueError(f"the text must be a string, not {json.dumps(row.text)[:40]}")
+    if isinstance(row.tags, str):
+        tags = split_tags(row.tags)
+    elif isinstance(row.tags, list) and all(isinstance(tag, str) for tag in row.tags):
+        tags = [part for tag in row.tags for part in split_tags(tag)]
+    else:
+        raise ValueError(f"the tags must be a string or a list of strings, not {json.dumps(row.tags)[:40]}")
+    labels = list(dict.fromkeys(normalize_tag(tag) for tag in tags))
+    for tag, label in zip(tags, labels):
+        if problem := _tag_problem(label):
+            raise ValueError(f"tag {tag!r} cannot be a hashtag: {problem}")
+    return Example(row.id, row.group if row.group is not None else row.id, labels, row.text)
+
+
+def _error_summary(path: Path, format: str, errors: list[str]) -> str:
+    shown = errors[:MAX_ERRORS_SHOWN]
+    more = f"\n... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+    return (f"{path}: {len(errors)} bad row{'s' if len(errors) > 1 else ''} (read as {format}; "
+            f"--format names another), nothing was trained:\n" + "\n".join(shown) + more)
+
+
+def _pick(names: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, option: str, path: Path) -> str:
+    """The column or key for `what`: the one asked for, else the first default present."""
+    candidates = (wanted,) if wanted else defaults
+    for name in candidates:
+        if name in names:
+            return name
+    raise DatasetError(
+        f"{path}:1: no {what} column named {' or '.join(repr(c) for c in candidates)} in the header "
+        f"{names[:8]}; the first row must name the columns, or pick one with {option}"
+    )
+
+
+def _csv_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> Iterator[_Row]:
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)  # rows end at \n or \r only
+    try:
+        header = [name.strip() for name in next(reader)]
+        text_col = _pick(header, columns.text, TEXT_COLUMNS, "text", "--text-column", path)
+        tags_col = _pick(header, columns.tags, TAGS_COLUMNS, "tags", "--tags-column", path)
+        group_col = _pick(header, columns.group, ("group",), "group", "--group-column", path) \
+            if columns.group or "group" in header else None
+        dataset.has_groups = group_col is not None
+        index = {name: i for i, name in enumerate(header)}
+        start = reader.line_num + 1
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header):
+                yield _bad_row(line, (
+                    f"{len(cells)} fields where the header has {len(header)}; quote a field "
+                    f"that holds a comma (\"a, b\")"))
+                continue
+            yield _Row(line, cells[index["id"]] if "id" in index else str(line),
+                       cells[index[group_col]] if group_col else None, cells[index[tags_col]], cells[index[text_col]])
+    except csv.Error as e:
+        raise DatasetError(f"{path}:{reader.line_num}: not valid CSV: {e}") from None
+
+
+def _jsonl_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> Iterator[_Row]:
+    text_key, tags_key, group_key = columns.text or "text", columns.tags, columns.group or "group"
+    for line, raw in enumerate(content.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except ValueError as e:
+            yield _bad_row(line, (f"not a JSON object: {getattr(e, 'msg', e)} "
+                                                     f"at column {getattr(e, 'colno', '?')}"))
+            continue
+        if not isinstance(record, dict):
+            yield _bad_row(line, ('not a JSON object such as {"text": "...", "hashtags": [...]}'))
+            continue
+        keys = (tags_key,) if tags_key else TAGS_COLUMNS
+        tags = next((record[key] for key in keys if key in record), None)
+        if text_key not in record or tags is None:
+            missing = text_key if text_key not in record else " or ".join(keys)
+            yield _bad_row(line, (f"no {missing!r} key"))
+            continue
+        group = record.get(group_key)
+        dataset.has_groups |= group is not None
+        yield _Row(line, str(record.get("id", line)), None if group is None else str(group), tags, record[text_key])
+
+
+def _fasttext_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> Iterator[_Row]:
+    for line, raw in enumerate(content.split("\n"), start=1):
+        words = raw.split()
+        if not words:
+            continue
+        tags = [w[len(LABEL_PREFIX):] for w in words if w.startswith(LABEL_PREFIX)]
+        text = " ".join(w for w in words if not w.startswith(LABEL_PREFIX))
+        yield _Row(line, str(line), None, tags, text)
+
+
+_TSV_HEADERS = {"labels", "tags", "hashtags"}
+
+
+def _tsv_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> Iterator[_Row]:
+    dataset.has_groups = True
+    for line, raw in enumerate(content.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        fields = raw.rstrip("\r").split("\t")
+        if len(fields) != 4:
+            yield _bad_row(line, (
+                f"{len(fields)} tab-separated fields; a line is id<TAB>group<TAB>tags<TAB>text"))
+            continue
+        if line == 1 and fields[2].strip().lower() in _TSV_HEADERS:
+            continue  # a header row
+        yield _Row(line, fields[0], fields[1], fields[2], fields[3])

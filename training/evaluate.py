@@ -1,6 +1,11 @@
-"""Evaluate a fastText model on the validation split, optionally against a TF-IDF baseline.
+"""Evaluate a fastText model on its validation set, optionally against a TF-IDF baseline.
 
-    python -m training.evaluate --model model.bin [--baseline] [--valid data/valid.tsv.gz]
+    python -m training.evaluate --model model.bin [--baseline] [--train FILE --valid FILE]
+
+Without --train/--valid, the model is scored on the data it was trained and validated on, as
+its OUTPUT-stem.metrics.json records it (the same files, drops and split); a model without
+one is scored on the bundled Debian split. A model that knows none of the validation set's
+tags is refused rather than scored 0.
 
 The baseline is TF-IDF (word 1-2 grams) + one-vs-rest logistic regression (scikit-learn,
 a dev-only dependency) trained on the same training split with the same cleaning
@@ -8,6 +13,7 @@ a dev-only dependency) trained on the same training split with the same cleaning
 """
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -16,7 +22,9 @@ from pathlib import Path
 from text_cleaning import clean_text
 from training import fasttext_cli as ft
 from training import metrics as mt
-from training.dataset import read_examples
+from training import prepare
+from training.dataset import Example
+from training.train import output_paths
 
 PREDICT_K = 50
 
@@ -25,17 +33,36 @@ def log(message: str) -> None:
     print(f"[evaluate {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def evaluate_fasttext(model: Path, valid: Path) -> dict:
+def evaluate_fasttext(model: Path, examples: list[Example]) -> dict:
     binary = ft.fasttext_binary()
-    examples = list(read_examples(valid))
     with tempfile.TemporaryDirectory(prefix="fasttext-eval-") as tmp:
         text_file = Path(tmp) / "valid.text.txt"
         ft.write_text_file(examples, text_file)
         predictions = ft.predict_prob(binary, model, text_file, PREDICT_K)
+    answered = {label for answer in predictions for label, _ in answer}
+    if not answered & {label for ex in examples for label in ex.labels}:
+        raise SystemExit(f"error: none of the validation set's tags is among {model}'s answers: it was trained "
+                         f"on other data; name its validation file with --valid")
     return mt.headline([ex.labels for ex in examples], predictions)
 
 
-def baseline_predictions(train: Path, valid: Path, c: float = 10.0, jobs: int = 2) -> tuple[list, list]:
+def data_source(model: Path, train: Path | None, valid: Path | None) -> dict:
+    """The data to score on: the files given, else those the model's metrics record, else the bundled split."""
+    metrics = output_paths(model)["metrics"]
+    if train is None and valid is None and metrics.is_file():
+        source = json.loads(metrics.read_text(encoding="utf-8")).get("data")
+        if source:
+            log(f"scoring on the data recorded in {metrics}")
+            return source
+    if valid is None and train is None:
+        log(f"{metrics} records no data: scoring on the bundled Debian split")
+    return {"train": str(train or ft.DEFAULT_TRAIN), "valid": str(valid) if valid else None if train else
+            str(ft.DEFAULT_VALID), "format": None, "columns": {"text": None, "tags": None, "group": None},
+            "min_tag_count": 1, "split_seed": prepare.SPLIT_SEED}
+
+
+def baseline_predictions(train_examples: list[Example], valid_examples: list[Example], c: float = 10.0,
+                         jobs: int = 2) -> tuple[list, list]:
     """Top-PREDICT_K (label, probability) answers of TF-IDF + one-vs-rest logistic regression."""
     import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -43,8 +70,6 @@ def baseline_predictions(train: Path, valid: Path, c: float = 10.0, jobs: int = 
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.preprocessing import MultiLabelBinarizer
 
-    train_examples = list(read_examples(train))
-    valid_examples = list(read_examples(valid))
     # The analyzer splits on whitespace only: the tokens are exactly clean_text's tokens.
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
                                  token_pattern=None, tokenizer=str.split, lowercase=False)
@@ -67,7 +92,7 @@ def baseline_predictions(train: Path, valid: Path, c: float = 10.0, jobs: int = 
     return [ex.labels for ex in valid_examples], predictions
 
 
-def evaluate_baseline(train: Path, valid: Path, c: float = 10.0) -> dict:
+def evaluate_baseline(train: list[Example], valid: list[Example], c: float = 10.0) -> dict:
     gold, predictions = baseline_predictions(train, valid, c=c)
     return mt.headline(gold, predictions)
 
@@ -84,18 +109,23 @@ def format_table(rows: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("model.bin"))
-    parser.add_argument("--train", type=Path, default=ft.DEFAULT_TRAIN)
-    parser.add_argument("--valid", type=Path, default=ft.DEFAULT_VALID)
+    parser.add_argument("--train", type=Path, help="training data of the baseline (and the split when no --valid)")
+    parser.add_argument("--valid", type=Path, help="validation data")
     parser.add_argument("--baseline", action="store_true", help="also train and score the TF-IDF + LR baseline")
     parser.add_argument("--C", type=float, default=10.0, help="baseline logistic regression C")
     args = parser.parse_args(argv)
 
     rows = {}
-    log(f"scoring {args.model} on {args.valid}")
-    rows[f"fastText {args.model.name} ({args.model.stat().st_size / 2**20:.2f} MiB)"] = evaluate_fasttext(args.model, args.valid)
+    source = data_source(args.model, args.train, args.valid)
+    train, valid, notes = prepare.load(source)
+    for note in notes:
+        log(note)
+    prepare.require_examples(train, valid)
+    log(f"scoring {args.model} on {len(valid)} validation examples")
+    rows[f"fastText {args.model.name} ({args.model.stat().st_size / 2**20:.2f} MiB)"] = evaluate_fasttext(args.model, valid)
     if args.baseline:
         started = time.monotonic()
-        rows[f"TF-IDF 1-2g + OvR LR (C={args.C:g})"] = evaluate_baseline(args.train, args.valid, c=args.C)
+        rows[f"TF-IDF 1-2g + OvR LR (C={args.C:g})"] = evaluate_baseline(train, valid, c=args.C)
         log(f"baseline trained and scored in {time.monotonic() - started:.0f} s")
     print(format_table(rows))
     return rows

@@ -1,8 +1,16 @@
-"""Train, quantize and evaluate the hashtag model with the bundled fastText CLI.
+"""Train, quantize and evaluate a hashtag model with the bundled fastText CLI.
 
-    python -m training.train --preset default --output model.bin
-        [--pretrained-vectors FILE.vec | --no-pretrain] [--train data/train.tsv.gz --valid data/valid.tsv.gz]
-        [--set dim=10 --set epoch=2 --quantize-set cutoff=1000 --pretrain-set epoch=1]
+    python -m training.train --train posts.csv [--valid valid.csv] --output my.bin
+    python -m training.train                     # the default model, from the bundled Debian data
+
+Input: CSV with a header (columns `text` and `hashtags` or `tags`, optional `id` and `group`),
+JSON lines ({"text": "...", "hashtags": ["#a", "b"]}), fastText's `__label__a text` format, or
+the 4-column TSV of data/; gzipped or not; the format comes from the name and the content, or
+--format. Tags are separated by whitespace, commas, semicolons or `|`, `#` optional. Every bad
+row is reported (file:line: what is wrong) before anything is trained. Rows with no words or
+no tags, repeated texts and tags seen fewer than --min-tag-count times are dropped, each rule
+with one line saying so. Without --valid, a seeded split (by the `group` column when there is
+one) keeps about 20% for validation; the bundled Debian data is used only when --train is not given.
 
 Writes OUTPUT (the model) and, next to it, OUTPUT-stem.metrics.json, .report.md and .pr.png.
 Training text is cleaned with text_cleaning.clean_text, as the endpoint cleans requests.
@@ -13,6 +21,7 @@ the supervised model starts from them (`-pretrainedVectors`).
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -20,10 +29,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from text_cleaning import clean_text, tag_problem
 from training import fasttext_cli as ft
 from training import metrics as mt
-from training.dataset import read_examples
-from training.presets import get_preset
+from training import prepare
+from training.dataset import FORMATS, Example
+from training.presets import auto_preset, get_preset
 from training.report import write_pr_figure, write_report
 
 THREADS = 2
@@ -70,6 +81,13 @@ def read_vec_dim(path: Path) -> int:
     return int(header[1])
 
 
+def write_atomically(source: Path, destination: Path) -> None:
+    """Copy `source` over `destination` in one rename: a server never sees half a model."""
+    partial = destination.with_name(f".{destination.name}.partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, destination)
+
+
 def output_paths(output: Path) -> dict:
     stem = output.with_suffix("") if output.suffix else output
     return {
@@ -97,16 +115,40 @@ def cross_check(binary: Path, model: Path, labelled_file: Path, gold: list[list[
               "python_p_at_1": ours["p_at_1"], "python_r_at_5": ours["r_at_5"]}
     # fastText prints 3 significant digits.
     if ft1["n"] != len(kept) or abs(ft1["precision"] - ours["p_at_1"]) > 6e-4 or abs(ft5["recall"] - ours["r_at_5"]) > 6e-4:
-        log(f"WARNING: fasttext test disagrees with the Python metrics: {result}")
+        ties = sum(1 for _, p in kept if tied_at_the_top(p))
+        if ft1["n"] == len(kept) and abs(ft1["precision"] - ours["p_at_1"]) * len(kept) <= ties + 1 \
+                and abs(ft5["recall"] - ours["r_at_5"]) <= abs(ft1["precision"] - ours["p_at_1"]) + 6e-4:
+            log(f"  fasttext test differs by {ft1['precision'] - ours['p_at_1']:+.4f} P@1 only where several "
+                f"hashtags tie for first place ({ties} texts): fastText orders tied labels differently for "
+                f"k=1 than for k={PREDICT_K}; the metrics here use the k={PREDICT_K} order the endpoint serves")
+        else:
+            log(f"WARNING: fasttext test disagrees with the Python metrics: {result}")
     return result
 
 
-def main(argv: list[str] | None = None) -> dict:
+def tied_at_the_top(answer: list[tuple[str, float]]) -> bool:
+    """Whether the top two labels of an answer have the same printed probability."""
+    return len(answer) > 1 and answer[0][1] == answer[1][1]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="default")
+    data = parser.add_argument_group("data")
+    data.add_argument("--train", type=Path, help="labelled texts (default: the bundled Debian data, data/train.tsv.gz)")
+    data.add_argument("--valid", type=Path, help="validation texts in any of the formats (default: a split of --train)")
+    data.add_argument("--format", choices=FORMATS, help="the input format, when the name and content do not tell")
+    data.add_argument("--text-column", help="CSV column or JSON key of the text (default: text)")
+    data.add_argument("--tags-column", help="CSV column or JSON key of the tags (default: hashtags, else tags)")
+    data.add_argument("--group-column", help="CSV column or JSON key keeping related rows on one side of the split "
+                                             "(default: group, when there is one)")
+    data.add_argument("--min-tag-count", type=int, default=None, metavar="N",
+                      help=f"drop tags seen fewer than N times in training (default: "
+                           f"{prepare.DEFAULT_MIN_TAG_COUNT}; 1 for the bundled data)")
+    data.add_argument("--split-seed", type=int, default=prepare.SPLIT_SEED,
+                      help="seed of the train/validation split when there is no --valid")
+    parser.add_argument("--preset", help="auto (sized from the data; the default with --train), default (the "
+                                         "Debian model's; the default without --train) or seed")
     parser.add_argument("--output", type=Path, default=Path("model.bin"))
-    parser.add_argument("--train", type=Path, default=ft.DEFAULT_TRAIN)
-    parser.add_argument("--valid", type=Path, default=ft.DEFAULT_VALID)
     parser.add_argument("--pretrained-vectors", type=Path,
                         help="a .vec file for -pretrainedVectors; its dimension overrides the preset's dim")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -120,11 +162,50 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-quantize", action="store_true", help="ship the model unquantized")
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--build-dir", type=Path, help="keep intermediate files here (default: a temp dir)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def data_source(args: argparse.Namespace) -> dict:
+    """Where the examples come from and how they are split: recorded in the metrics, reused by evaluate."""
+    own = args.train is not None
+    return {
+        "train": str(args.train or ft.DEFAULT_TRAIN),
+        "valid": str(args.valid) if args.valid else None if own else str(ft.DEFAULT_VALID),
+        "format": args.format,
+        "columns": {"text": args.text_column, "tags": args.tags_column, "group": args.group_column},
+        "min_tag_count": args.min_tag_count if args.min_tag_count is not None
+        else prepare.DEFAULT_MIN_TAG_COUNT if own else 1,
+        "split_seed": args.split_seed,
+    }
+
+
+def choose_preset(name: str | None, own_data: bool, train: list[Example], label_count: int) -> tuple[str, dict]:
+    """The preset asked for, or `auto` for the user's data and `default` for the bundled data."""
+    name = name or ("auto" if own_data else "default")
+    if name != "auto":
+        return name, get_preset(name)
+    lines = [clean_text(e.text).split() for e in train]
+    words = {w for line in lines for w in line}
+    bigrams = {pair for line in lines for pair in zip(line, line[1:])}
+    preset, reasons = auto_preset(len(train), label_count, sum(map(len, lines)), len(words), len(bigrams))
+    log("preset 'auto' for this data: " + "; ".join(reasons))
+    return name, preset
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
 
     started = time.monotonic()
     binary = ft.fasttext_binary()
-    preset = get_preset(args.preset)
+    source = data_source(args)
+    train_examples, valid_examples, notes = prepare.load(source)
+    label_counts = Counter(label for ex in train_examples for label in ex.labels)
+    for line in notes:
+        log(line)
+    prepare.require_examples(train_examples, valid_examples)
+    for line in prepare.summary(train_examples, valid_examples):
+        log(line)
+    preset_name, preset = choose_preset(args.preset, args.train is not None, train_examples, len(label_counts))
     params = {**preset["train"], **parse_overrides(args.set)}
     qparams = preset.get("quantize")
     if args.quantize_set:
@@ -151,19 +232,14 @@ def main(argv: list[str] | None = None) -> dict:
     build = Path(build_ctx.name) if build_ctx else args.build_dir
     build.mkdir(parents=True, exist_ok=True)
     try:
-        log(f"preset {args.preset!r}: pretrain {pparams}; supervised {' '.join(ft.params_to_args(params))}; "
+        log(f"preset {preset_name!r}: pretrain {pparams}; supervised {' '.join(ft.params_to_args(params))}; "
             f"quantize {qparams}")
         log(f"step 1/6: writing cleaned training files into {build}")
-        train_examples = list(read_examples(args.train))
-        valid_examples = list(read_examples(args.valid))
         train_file, valid_file, valid_text = build / "train.txt", build / "valid.txt", build / "valid.text.txt"
         ft.write_training_file(train_examples, train_file)
         ft.write_training_file(valid_examples, valid_file)
         ft.write_text_file(valid_examples, valid_text)
         gold = [ex.labels for ex in valid_examples]
-        label_counts = Counter(label for ex in train_examples for label in ex.labels)
-        log(f"  {len(train_examples)} training and {len(valid_examples)} validation examples, "
-            f"{len(label_counts)} labels in training")
 
         pretrain_seconds = 0.0
         if pparams is not None:
@@ -209,11 +285,17 @@ def main(argv: list[str] | None = None) -> dict:
             final = before
 
         log("step 6/6: writing the model, metrics, report and figure")
-        shutil.copyfile(final_model, paths["model"])
+        unreadable = [f"{label!r} ({problem})" for label in ft.model_labels(binary, final_model)
+                      if (problem := tag_problem(label))]
+        if unreadable:
+            raise SystemExit(f"error: labels the endpoint could not recommend as hashtags: {', '.join(unreadable)}")
+        write_atomically(final_model, paths["model"])
         check = cross_check(binary, final_model, valid_file, gold, predictions, set(label_counts))
         training_seconds = time.monotonic() - started
         metrics = {
-            "preset": args.preset,
+            "preset": preset_name,
+            "data": source,
+            "data_notes": notes,
             "model": str(paths["model"]),
             "model_bytes": paths["model"].stat().st_size,
             "unquantized_bytes": unquantized.stat().st_size,
@@ -250,9 +332,9 @@ def main(argv: list[str] | None = None) -> dict:
                      mt.per_label(gold, predictions, frequent, k=5, threshold=0.5),
                      curve, paths["figure"].name)
         write_pr_figure(paths["figure"], curve,
-                        f"preset {args.preset}: P@1 {final['p_at_1']:.3f}, R@5 {final['r_at_5']:.3f}, "
+                        f"preset {preset_name}: P@1 {final['p_at_1']:.3f}, R@5 {final['r_at_5']:.3f}, "
                         f"{metrics['model_bytes'] / 2**20:.2f} MiB")
-        log(f"done in {training_seconds:.1f} s: {paths['model']} ({metrics['model_bytes']:,} bytes), "
+        log(f"done in {time.monotonic() - started:.1f} s: {paths['model']} ({metrics['model_bytes']:,} bytes), "
             f"P@1 {final['p_at_1']:.4f} (unquantized {before['p_at_1']:.4f}), P@5 {final['p_at_5']:.4f}, "
             f"R@5 {final['r_at_5']:.4f}")
         for key in ("metrics", "report", "figure"):

@@ -1,0 +1,357 @@
+"""A site's own tagged posts, end to end: every input format trained for real, the model's labels
+read back as hashtags, served by `make serve MODEL=...` over real HTTP, packaged by
+`make package MODEL=...`; and every way an export can be wrong, reported before anything is trained.
+"""
+
+import gzip
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from test_serverless import (  # noqa: F401 (serverless_cli is a fixture)
+    ZIP_NAME,
+    cli_env,
+    make_service,
+    offline_server,
+    request,
+    serverless_cli,
+)
+from text_cleaning import extract_hashtags, tag_problem
+from training import evaluate as ev
+from training import fasttext_cli as ft
+from training.dataset import Columns, DatasetError, read_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTS = Path(__file__).resolve().parent / "fixtures" / "posts"
+FORMATS = {"posts.csv": "csv", "posts.jsonl": "jsonl", "posts.txt": "fasttext", "posts.tsv.gz": "tsv"}
+SITE_TAGS = {"c++", "c#", ".net", "node.js", "go", "r", "machine-learning", "python", "javascript", "sql"}
+# Models that `make package` and `make serve` ship must sit inside the project: build/ is ignored by git.
+MODELS = ROOT / "build" / "test-own-data"
+
+
+def train(data: Path, output: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`python -m training.train --train DATA --output OUTPUT ...`, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "training.train", "--train", str(data), "--output", str(output), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+def trained_ok(data: Path, output: Path, *extra: str) -> str:
+    result = train(data, output, *extra)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stderr
+
+
+def refused(data: Path, output: Path, *extra: str) -> str:
+    """Training that must stop with an error and write nothing; returns what it printed."""
+    result = train(data, output, *extra)
+    assert result.returncode != 0, f"training accepted {data}:\n{result.stderr[-2000:]}"
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert not output.exists() and not output.with_suffix(".metrics.json").exists()
+    return result.stderr
+
+
+@pytest.fixture(scope="module")
+def models(fasttext_binary) -> dict:
+    """One model per sample export format, trained by the real pipeline."""
+    MODELS.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, fmt in FORMATS.items():
+        model = MODELS / f"{fmt}.bin"
+        out[fmt] = {"model": model, "log": trained_ok(POSTS / name, model),
+                    "metrics": json.loads(model.with_suffix(".metrics.json").read_text())}
+    return out
+
+
+def test_sample_exports_are_what_the_generator_writes():
+    sys.path.insert(0, str(POSTS))
+    try:
+        import generate
+    finally:
+        sys.path.remove(str(POSTS))
+    files = generate.files()
+    assert sorted(files) == sorted(FORMATS)
+    for name, content in files.items():
+        on_disk = (POSTS / name).read_bytes()
+        if name.endswith(".gz"):
+            on_disk, content = gzip.decompress(on_disk), gzip.decompress(content)
+        assert on_disk == content, f"{name} differs from generate.py's output: rerun it"
+
+
+@pytest.mark.parametrize("name, fmt", FORMATS.items())
+def test_every_format_reads_to_the_same_posts(name, fmt):
+    dataset = read_dataset(POSTS / name)
+    assert dataset.format == fmt
+    assert len(dataset.examples) == 400
+    reference = read_dataset(POSTS / "posts.jsonl").examples
+    assert [e.labels for e in dataset.examples] == [e.labels for e in reference]
+    assert [e.text for e in dataset.examples] == [e.text for e in reference]
+    assert {label for e in dataset.examples for label in e.labels} == SITE_TAGS
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values())
+def test_each_format_trains_a_model_whose_labels_are_the_sites_hashtags(models, fmt, fasttext_binary):
+    trained = models[fmt]
+    labels = ft.model_labels(fasttext_binary, trained["model"])
+    assert set(labels) == SITE_TAGS
+    for label in labels:  # the invariant, for every label of every model the pipeline writes
+        assert tag_problem(label) is None, label
+        assert extract_hashtags(f"Pasted back: #{label}.") == ["#" + label]
+    metrics = trained["metrics"]
+    assert metrics["preset"] == "auto" and metrics["quantized"] is False
+    assert metrics["p_at_1"] >= 0.8 and metrics["valid_examples"] > 40
+    assert metrics["data"]["valid"] is None and metrics["data"]["split_seed"] == 1
+    for suffix in (".report.md", ".pr.png"):
+        assert trained["model"].with_suffix(suffix).stat().st_size > 0
+    log = trained["log"]
+    assert "preset 'auto' for this data: bucket 16,384" in log and "dim 25, epoch 50" in log
+    assert "no --valid: kept" in log and "with seed 1 (--split-seed)" in log
+    assert "most frequent: #machine-learning" in log and "least frequent: " in log
+    assert "WARNING" not in log
+
+
+def test_split_keeps_groups_together_and_is_reproducible(models):
+    csv_notes = models["csv"]["metrics"]["data_notes"]
+    assert any("split by group with seed 1" in note for note in csv_notes)
+    assert any("split by row with seed 1" in note for note in models["fasttext"]["metrics"]["data_notes"])
+    again = MODELS / "csv-again.bin"
+    trained_ok(POSTS / "posts.csv", again)
+    assert json.loads(again.with_suffix(".metrics.json").read_text())["data_notes"] == csv_notes
+
+
+def test_dropped_rows_each_get_one_summary_line(tmp_path):
+    rows = [
+        "text,tags",
+        '"How to use std::vector in C++?","c++"',
+        '"!!! ???","c++"',  # no words
+        '"A post with no tags",""',
+        '"How to use std::vector in C++?","c++"',  # a repeat
+        '"Rare tag post about Go","go"',
+    ] + [f'"C++ post number {i} about templates","c++, #C#"' for i in range(8)]
+    data, valid = tmp_path / "posts.csv", tmp_path / "valid.csv"
+    data.write_text("\n".join(rows) + "\n")
+    valid.write_text("text,tags\n" + "".join(f'"Templates in C++ and C# number {i}","c++ c#"\n' for i in range(4)))
+    log = train(data, tmp_path / "m.bin", "--valid", str(valid)).stderr
+    assert "dropped 1 training rows whose text has no words (row id or line: 3)" in log
+    assert "dropped 1 training rows with no tags (row id or line: 4)" in log
+    assert "dropped 1 training rows whose text is a duplicate of one earlier (the first is kept) " \
+           "(row id or line: 5)" in log
+    assert "dropped 1 tags seen fewer than 3 times in training (--min-tag-count): #go" in log
+
+
+def test_validation_tags_unknown_to_training_are_named(tmp_path, models):
+    valid = tmp_path / "valid.jsonl"
+    valid.write_text(json.dumps({"text": "Goroutines and channels in Go", "hashtags": ["go", "#haskell"]}) + "\n"
+                     + json.dumps({"text": "Monads in Haskell", "hashtags": ["haskell"]}) + "\n")
+    log = trained_ok(POSTS / "posts.csv", tmp_path / "m.bin", "--valid", str(valid))
+    assert "dropped 1 validation tags that no training example has: #haskell" in log
+    assert "dropped 1 validation rows left with no tags" in log
+
+
+# --- every bad row named before anything is trained ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", "", "empty.csv: the file is empty"),
+        ("blank.jsonl", "\n \n", "blank.jsonl: the file is empty"),
+        ("header-only.csv", "text,tags\n", "header-only.csv: no examples in the file (read as csv)"),
+        ("no-header.csv", '"How do I parse JSON in Go?","go"\n',
+         "no-header.csv:1: no text column named 'text' in the header"),
+        ("other-names.csv", "body,labels\nA post,go\n", "no text column named 'text' in the header ['body', 'labels']"),
+        ("missing-tags.csv", "text,title\nA post,Title\n", "no tags column named 'hashtags' or 'tags'"),
+        ("ragged.csv", "text,tags\nHow to use C++, templates,c++\n",
+         "ragged.csv:2: 3 fields where the header has 2; quote a field that holds a comma"),
+        ("bad-quote.csv", 'text,tags\n"unterminated,go\n', "bad-quote.csv:2: not valid CSV"),
+        ("bad.jsonl", '{"text": "ok", "hashtags": ["go"]}\n{"text": "broken", \n',
+         "bad.jsonl:2: not a JSON object: Expecting property name enclosed in double quotes"),
+        ("list.jsonl", '["go", "text"]\n', "list.jsonl:1: not a JSON object such as"),
+        ("no-text.jsonl", '{"body": "x", "hashtags": ["go"]}\n', "no-text.jsonl:1: no 'text' key"),
+        ("no-tags.jsonl", '{"text": "x"}\n', "no-tags.jsonl:1: no 'hashtags or tags' key"),
+        ("number.jsonl", '{"text": 42, "hashtags": ["go"]}\n', "number.jsonl:1: the text must be a string, not 42"),
+        ("tag-type.jsonl", '{"text": "x", "hashtags": [1, 2]}\n',
+         "tag-type.jsonl:1: the tags must be a string or a list of strings, not [1, 2]"),
+        ("bad-tag.jsonl", '{"text": "x", "hashtags": ["go", "-weird"]}\n',
+         "bad-tag.jsonl:1: tag '-weird' cannot be a hashtag: a hashtag is letters and digits"),
+        ("short.tsv", "id\tgroup\tgo\n", "short.tsv:1: 3 tab-separated fields; a line is id<TAB>group<TAB>tags<TAB>text"),
+        ("latin1.csv", "text,tags\nCaf\xe9 post,go\n", "latin1.csv:2: not UTF-8 text"),
+        ("unknown.dat", "just some words\n", "cannot tell the format from the name or the first line"),
+    ],
+)
+def test_bad_exports_are_refused_with_file_line_and_reason(tmp_path, name, content, message):
+    data = tmp_path / name
+    data.write_bytes(content.encode("latin-1") if name.startswith("latin1") else content.encode())
+    assert message in refused(data, tmp_path / "m.bin")
+
+
+def test_every_bad_row_is_listed_not_only_the_first(tmp_path):
+    lines = ['{"text": "fine", "hashtags": ["go"]}'] + ["not json"] * 30
+    data = tmp_path / "many.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    log = refused(data, tmp_path / "m.bin")
+    assert "many.jsonl: 30 bad rows (read as jsonl; --format names another), nothing was trained" in log
+    assert "many.jsonl:2: not a JSON object" in log and "many.jsonl:21: not a JSON object" in log
+    assert "... and 10 more" in log
+
+
+def test_gzip_named_file_that_is_damaged_is_refused(tmp_path):
+    data = tmp_path / "posts.csv.gz"
+    data.write_bytes(gzip.compress(b"text,tags\nA post,go\n")[:-8])
+    assert "posts.csv.gz: a damaged gzip file" in refused(data, tmp_path / "m.bin")
+
+
+def test_csv_fields_may_hold_quoted_commas_tabs_and_newlines(tmp_path):
+    data = tmp_path / "posts.csv"
+    data.write_text('id,text,hashtags\n'
+                    'a,"First line\nsecond line, with a comma\tand a tab","c++; #C# | .NET"\n'
+                    'b,Another post\u2028with a line separator,"node.js go"\n'
+                    'c,"Third",""\n')
+    examples = read_dataset(data).examples
+    assert [e.id for e in examples] == ["a", "b", "c"]
+    assert examples[0].text == "First line\nsecond line, with a comma\tand a tab"
+    assert examples[1].text == "Another post\u2028with a line separator"
+    assert examples[0].labels == ["c++", "c#", ".net"] and examples[1].labels == ["node.js", "go"]
+    assert examples[2].labels == []
+
+
+def test_format_option_overrides_detection_and_columns_can_be_named(tmp_path):
+    data = tmp_path / "export.dat"
+    data.write_text("body,labels,thread\n" + "".join(f'"Go channels post {i}","go",t{i // 2}\n' for i in range(6)))
+    dataset = read_dataset(data, "csv", columns=Columns(text="body", tags="labels", group="thread"))
+    assert dataset.has_groups and [e.group for e in dataset.examples][:2] == ["t0", "t0"]
+    with pytest.raises(DatasetError, match="no group column named 'missing'"):
+        read_dataset(data, "csv", columns=Columns(text="body", tags="labels", group="missing"))
+
+
+def test_a_header_row_in_the_tsv_is_not_an_example(tmp_path):
+    data = tmp_path / "posts.tsv"
+    data.write_text("id\tgroup\tlabels\ttext\n1\t1\tgo\tGo channels\n")
+    assert [e.labels for e in read_dataset(data).examples] == [["go"]]
+
+
+def test_fasttext_lines_without_labels_are_dropped_with_a_note(tmp_path):
+    lines = [f"__label__go Goroutine number {i} leaks" for i in range(12)] + ["a line with no label at all"]
+    data = tmp_path / "posts.txt"
+    data.write_text("\n".join(lines) + "\n")
+    log = train(data, tmp_path / "m.bin").stderr
+    assert "dropped 1 training rows with no tags (row id or line: 13)" in log
+
+
+def test_training_never_falls_back_to_the_bundled_data(tmp_path):
+    data = tmp_path / "posts.csv"
+    data.write_text("text,tags\n" + "".join(f'"Go post {i}",go\n' for i in range(3)))
+    log = refused(data, tmp_path / "m.bin")
+    assert "no validation examples are left" in log or "no training examples are left" in log
+    assert "debian" not in log.lower() and "valid.tsv.gz" not in log
+
+
+# --- evaluate ------------------------------------------------------------------------------------------
+
+
+def test_evaluate_scores_a_model_on_the_data_it_recorded(models, capsys):
+    rows = ev.main(["--model", str(models["csv"]["model"])])
+    [row] = rows.values()
+    assert row["p_at_1"] == pytest.approx(models["csv"]["metrics"]["p_at_1"])
+    assert row["r_at_5"] == pytest.approx(models["csv"]["metrics"]["r_at_5"])
+
+
+def test_evaluate_refuses_a_model_that_knows_none_of_the_tags(models, tmp_path):
+    lonely = tmp_path / "lonely.bin"
+    lonely.write_bytes(models["csv"]["model"].read_bytes())  # no metrics next to it: the bundled split
+    with pytest.raises(SystemExit, match="none of the validation set's tags is among"):
+        ev.main(["--model", str(lonely)])
+
+
+# --- serving and packaging the user's model --------------------------------------------------------------
+
+
+def make(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", *args], cwd=ROOT, env=cli_env(), capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_make_serve_serves_the_chosen_model_and_two_servers_can_run(models, serverless_cli, tmp_path):
+    model = models["csv"]["model"].relative_to(ROOT)
+
+    def make_serve(port: int) -> list[str]:
+        return ["make", "--no-print-directory", "serve", f"MODEL={model}", f"PORT={port}", "HOST=127.0.0.1"]
+
+    with offline_server(ROOT, tmp_path / "one.log", make_serve) as one, \
+            offline_server(ROOT, tmp_path / "two.log", make_serve) as two:
+        for server in (one, two):
+            status, _, body = request(server.url + "/health")
+            assert status == 200
+            assert json.loads(body)["model"]["path"] == str(ROOT / model)
+        text = "Why does a C++ template fail with g++ #c++? A std::vector question."
+        status, _, body = request(one.url + "/recommendations",
+                                  json.dumps({"text": text, "k": 3, "exclude_used": True}).encode())
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["hashtags_already_used"] == ["#c++"]
+        recommended = [r["hashtag"] for r in answer["hashtags_recommended"]]
+        assert "#c++" not in recommended and 1 <= len(recommended) <= 3
+        assert set(recommended) <= {"#" + tag for tag in SITE_TAGS}
+
+
+def test_make_serve_refuses_a_model_that_does_not_exist():
+    result = make("serve", "MODEL=build/no-such-model.bin")
+    assert result.returncode != 0
+    assert "MODEL=build/no-such-model.bin does not exist: train it with 'make train" in result.stderr
+
+
+def test_make_package_ships_the_chosen_model(models, serverless_cli):
+    model = models["jsonl"]["model"].relative_to(ROOT)
+    result = make("package", f"MODEL={model}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with zipfile.ZipFile(ROOT / ".serverless" / ZIP_NAME) as zf:
+        names = zf.namelist()
+        assert str(model) in names and "model.bin" not in names
+        assert zf.read(str(model)) == (ROOT / model).read_bytes()
+    template = json.loads((ROOT / ".serverless" / "cloudformation-template-update-stack.json").read_text())
+    function = template["Resources"]["TagRecommendationsLambdaFunction"]["Properties"]
+    assert function["Environment"]["Variables"]["MODEL_PATH"] == str(model)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, serverless_cli, tiny_model) -> Path:
+    return make_service(tmp_path_factory.mktemp("params") / "fasttext-serverless", tiny_model)
+
+
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("modelS3Uri=https://bucket.s3.amazonaws.com/model.bin", "modelS3Uri must look like s3://bucket/key"),
+        ("modelS3Uri=s3://bucket-only", "modelS3Uri must look like s3://bucket/key"),
+        ("modelSha256=abc123", "modelSha256 must be the model's sha256 as 64 hex digits"),
+        ("model=../outside.bin", "model '../outside.bin' is outside the service directory"),
+        ("model=missing.bin", "model 'missing.bin' cannot be read (ENOENT)"),
+        ("model=serverless.yml", "model 'serverless.yml' is not a fastText model"),
+    ],
+)
+def test_package_refuses_bad_model_params(service, param, message):
+    result = subprocess.run([str(ROOT / "node_modules" / ".bin" / "serverless"), "package", f"--param={param}"],
+                            cwd=service, env=cli_env(), capture_output=True, text=True, timeout=180,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_the_default_model_is_built_only_when_missing():
+    # -W: as if these had just changed (a `git pull`); model.bin exists, so nothing is retrained.
+    assert (ROOT / "model.bin").is_file()
+    result = make("-n", "-W", "training/train.py", "-W", "text_cleaning.py", "-W", "data/train.tsv.gz", "model.bin")
+    assert result.returncode == 0 and "training.train" not in result.stdout, result.stdout
+    assert "training.train" in make("-n", "train").stdout  # retraining is asked for by name
+
+
+def test_make_train_takes_data_and_model(tmp_path):
+    dry = make("-n", "train", "DATA=posts.csv", "VALID=valid.csv", "MODEL=models/posts.bin",
+               "TRAIN_ARGS=--min-tag-count 5").stdout
+    assert "-m training.train --train posts.csv --valid valid.csv --output models/posts.bin --min-tag-count 5" in dry
+

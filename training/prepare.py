@@ -1,0 +1,122 @@
+"""From the examples a user's files hold to the training and validation sets, saying what is dropped.
+
+Nothing is dropped silently: each rule that drops something prints one summary line.
+"""
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from text_cleaning import clean_text
+from training.build_dataset import is_validation_source
+from training.dataset import Columns, DatasetError, Example, read_dataset
+
+DEFAULT_MIN_TAG_COUNT = 3
+SPLIT_SEED = 1
+_SHOWN = 5
+
+
+def _ids(examples: list[Example]) -> str:
+    more = ", ..." if len(examples) > _SHOWN else ""
+    return ", ".join(e.id for e in examples[:_SHOWN]) + more
+
+
+def _drop(examples: list[Example], unwanted: Callable[[Example], bool], what: str, notes: list[str]) -> list[Example]:
+    kept, dropped = [], []
+    for example in examples:
+        (dropped if unwanted(example) else kept).append(example)
+    if dropped:
+        notes.append(f"dropped {len(dropped)} {what} (row id or line: {_ids(dropped)})")
+    return kept
+
+
+def drop_unusable(examples: list[Example], name: str, notes: list[str], seen: set[str] | None = None) -> list[Example]:
+    """Drop examples with no words, with no tags, and repeats of a text already seen (in `seen` too)."""
+    examples = _drop(examples, lambda e: not clean_text(e.text), f"{name} rows whose text has no words", notes)
+    examples = _drop(examples, lambda e: not e.labels, f"{name} rows with no tags", notes)
+    seen = set() if seen is None else set(seen)
+
+    def repeated(example: Example) -> bool:
+        line = clean_text(example.text)
+        if line in seen:
+            return True
+        seen.add(line)
+        return False
+
+    where = "earlier or in the training set" if seen else "earlier"
+    return _drop(examples, repeated, f"{name} rows whose text is a duplicate of one {where} (the first is kept)",
+                 notes)
+
+
+def split(examples: list[Example], by_group: bool, seed: int = SPLIT_SEED) -> tuple[list[Example], list[Example]]:
+    """A reproducible (train, valid) split: about VALID_FRACTION by a seeded hash of the group or id."""
+    train, valid = [], []
+    for example in examples:
+        key = example.group if by_group else example.id
+        (valid if is_validation_source(key, seed) else train).append(example)
+    return train, valid
+
+
+def drop_rare_tags(train: list[Example], valid: list[Example], min_count: int,
+                   notes: list[str]) -> tuple[list[Example], list[Example]]:
+    """Keep the tags seen at least `min_count` times in training; validation keeps only those too."""
+    counts = Counter(label for example in train for label in example.labels)
+    rare = sorted(label for label, n in counts.items() if n < min_count)
+    if rare:
+        shown = ", ".join("#" + label for label in rare[:_SHOWN]) + (", ..." if len(rare) > _SHOWN else "")
+        notes.append(f"dropped {len(rare)} tags seen fewer than {min_count} times in training "
+                     f"(--min-tag-count): {shown}")
+    known = {label for label, n in counts.items() if n >= min_count}
+    unknown = sorted({label for e in valid for label in e.labels} - set(counts))
+    if unknown:
+        shown = ", ".join("#" + label for label in unknown[:_SHOWN]) + (", ..." if len(unknown) > _SHOWN else "")
+        notes.append(f"dropped {len(unknown)} validation tags that no training example has: {shown}")
+    train = [e._replace(labels=[label for label in e.labels if label in known]) for e in train]
+    valid = [e._replace(labels=[label for label in e.labels if label in known]) for e in valid]
+    train = _drop(train, lambda e: not e.labels, "training rows left with no tags", notes)
+    valid = _drop(valid, lambda e: not e.labels, "validation rows left with no tags", notes)
+    return train, valid
+
+
+def summary(train: list[Example], valid: list[Example], top: int = 10) -> list[str]:
+    """Lines describing the data about to be trained on: sizes, tags, the most and least frequent."""
+    counts = Counter(label for example in train for label in example.labels)
+    per_example = [len(example.labels) for example in train]
+    ranked = counts.most_common()
+    return [
+        f"{len(train)} training and {len(valid)} validation examples, {len(counts)} tags",
+        f"tags per training example: mean {sum(per_example) / len(per_example):.2f}, max {max(per_example)}",
+        "most frequent: " + ", ".join(f"#{label} {n}" for label, n in ranked[:top]),
+        "least frequent: " + ", ".join(f"#{label} {n}" for label, n in ranked[::-1][:top]),
+    ]
+
+
+def load(source: dict) -> tuple[list[Example], list[Example], list[str]]:
+    """(train, valid, lines describing what was read, dropped and split), or SystemExit naming every bad row."""
+    columns = Columns(**source["columns"])
+    notes = []
+    try:
+        train_set = read_dataset(Path(source["train"]), source["format"], columns)
+        valid_set = read_dataset(Path(source["valid"]), source["format"], columns) if source["valid"] else None
+    except DatasetError as e:
+        raise SystemExit(f"error: {e}") from None
+    notes.append(f"read {len(train_set.examples)} rows of {train_set.path} as {train_set.format}")
+    train = drop_unusable(train_set.examples, "training", notes)
+    if valid_set is not None:
+        notes.append(f"read {len(valid_set.examples)} rows of {valid_set.path} as {valid_set.format}")
+        valid = drop_unusable(valid_set.examples, "validation", notes,
+                                      seen={clean_text(e.text) for e in train})
+    else:
+        by = "group" if train_set.has_groups else "row"
+        train, valid = split(train, by_group=train_set.has_groups, seed=source["split_seed"])
+        notes.append(f"no --valid: kept {len(valid)} of {len(train) + len(valid)} examples for validation, "
+                     f"split by {by} with seed {source['split_seed']} (--split-seed)")
+    train, valid = drop_rare_tags(train, valid, source["min_tag_count"], notes)
+    return train, valid, notes
+
+
+def require_examples(train: list[Example], valid: list[Example]) -> None:
+    """Stop when the drops left nothing to train on or to validate with."""
+    if not train or not valid:
+        raise SystemExit(f"error: {'no training' if not train else 'no validation'} examples are left "
+                         f"after the drops above; more data, or a --valid file, is needed")
