@@ -32,17 +32,19 @@ FASTTEXT_SRC := build/fasttext-$(FASTTEXT_VERSION)/src
 # Fully static and for generic CPUs, so the binary runs unchanged on Lambda's Amazon Linux.
 # No fused multiply-add contraction, so x86_64 and arm64 builds give the same probabilities.
 CXXFLAGS_FASTTEXT := -std=c++17 -O3 -ffp-contract=off -pthread -static -s
-APT_PACKAGES := g++ g++-aarch64-linux-gnu qemu-user-static file
+APT_PACKAGES := g++ g++-aarch64-linux-gnu qemu-user-static file chromium chromium-driver
 
 .PHONY: setup tools serve test test-long bench data train autotune evaluate package apt-deps clean
 
 setup: tools $(MODEL)
 
-tools: $(VENV)/.installed node_modules/.installed fasttext fasttext-arm64
+# apt-deps is checked every time (dpkg only): the tests need chromium even where fasttext is built.
+tools: apt-deps $(VENV)/.installed node_modules/.installed fasttext fasttext-arm64
 
 serve: setup
 	@echo "Serving $(MODEL) on http://localhost:$(PORT)/dev/recommendations ; try:"
 	@echo "  curl -s -X POST http://localhost:$(PORT)/dev/recommendations -d '{\"text\": \"A tiny C++ library to parse JSON files\"}'"
+	@echo "or open http://localhost:$(PORT)/dev/ to try it in a browser"
 	$(BIN)/serverless offline start --param="runtime=$(LOCAL_RUNTIME)" --param="model=$(MODEL)" \
 	  --host $(HOST) --httpPort $(PORT) --lambdaPort $(LAMBDA_PORT)
 
@@ -50,7 +52,7 @@ test: setup
 	MODEL=$(MODEL) $(PY) -m pytest
 
 test-long: setup
-	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/test_robustness.py
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/test_robustness.py tests/test_contract.py
 
 bench: setup
 	$(PY) bench/run.py
@@ -109,6 +111,11 @@ evaluate: tools $(MODEL)
 
 data: $(VENV)/.installed
 	$(PY) -m training.build_dataset --out data/
+
+# The contract as the function serves it (GET /openapi.json): openapi.yaml rendered as JSON.
+# tests/test_contract.py fails when the two differ.
+openapi.json: openapi.yaml | $(VENV)/.installed
+	$(PY) -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1])), indent=2))' $< > $@
 
 package: setup
 	$(BIN)/serverless package --param="architecture=$(ARCH)" --param="model=$(MODEL)"

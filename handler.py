@@ -6,9 +6,11 @@ invocation where the event is the request object itself.
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -55,47 +57,103 @@ def _configure_logging() -> logging.Logger:
 log = _configure_logging()
 recommender = Recommender.from_environment()
 
+# Each path of the API and the methods the function answers there. API Gateway routes every
+# method of these paths to the function (ANY), except OPTIONS: the CORS preflight, which it
+# answers itself. HEAD is GET without the body, which API Gateway leaves out.
+ROUTES = {
+    "/recommendations": ("POST",),
+    "/health": ("GET", "HEAD"),
+    "/openapi.json": ("GET", "HEAD"),
+    "/": ("GET", "HEAD"),
+}
+STATIC_FILES = {"/openapi.json": ("openapi.json", "application/json"), "/": ("try_it.html", "text/html; charset=utf-8")}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+class _WrongRoute(InvalidRequest):
+    """A path the API does not have, or a method its path does not answer; `headers` go on the answer."""
+
+    def __init__(self, code: str, message: str, status: int, headers: dict | None = None):
+        super().__init__(code, message, status)
+        self.headers = headers or {}
+
 
 def tagRecommendations(event, context):
     started = time.perf_counter()
-    request_id = _request_id(event, context)
-    route, texts = "unknown", []
+    ids = _request_ids(event, context)
+    request_id = ids["request_id"]
+    route, texts, headers, page = "unknown", [], _HEADERS, None
     try:
         route = _route(event)
-        if route == "health":
+        if route in STATIC_FILES:
+            name, content_type = STATIC_FILES[route]
+            status, headers, page = 200, {**_HEADERS, "Content-Type": content_type}, _static_file(name)
+        elif route == "/health":
             status, body = 200, recommender.health()
         else:
-            request = parse_request(_request_body(event) if route == "recommendations" else event)
+            request = parse_request(_request_body(event) if route == "/recommendations" else event)
             texts = request.texts
             results = recommender.recommend(request)
             status, body = 200, ({"results": results} if request.batch else results[0])
+    except _WrongRoute as e:
+        status, headers, body = e.status, {**_HEADERS, **e.headers}, _error(e.code, e.message, request_id)
     except InvalidRequest as e:
         status, body = e.status, _error(e.code, e.message, request_id)
     except (FastTextError, ModelSourceError) as e:
-        log.error("fastText unavailable", extra={"fields": {"request_id": request_id, "reason": str(e)}})
+        log.error("fastText unavailable", extra={"fields": {**ids, "reason": str(e)}})
         status, body = 503, _error("model_unavailable", f"the model cannot answer right now: {e}", request_id)
     except Exception:
-        log.exception("unexpected error", extra={"fields": {"request_id": request_id}})
+        log.exception("unexpected error", extra={"fields": ids})
         status, body = 500, _error("internal_error", "unexpected error; quote the request_id when reporting it", request_id)
-    _log_request(request_id, route, status, started, texts)
-    return {"statusCode": status, "headers": _HEADERS, "body": json.dumps(body)}
+    _log_request(ids, route, status, started, texts)
+    return {"statusCode": status, "headers": headers, "body": json.dumps(body) if page is None else page}
 
 
 def _route(event) -> str:
-    """Which endpoint the event asks for: recommendations, health or direct (a bare request object)."""
+    """The path of ROUTES the event asks for, or "direct" for a bare request object.
+
+    Raises _WrongRoute for a path the API does not have, or a method the path does not answer.
+    """
     if not isinstance(event, dict):
         return "direct"
+    context = event.get("requestContext")
     if "httpMethod" in event:
-        method, path = event.get("httpMethod"), event.get("resource") or event.get("path") or ""
-    elif isinstance(event.get("requestContext"), dict) and isinstance(event["requestContext"].get("http"), dict):
-        method, path = event["requestContext"]["http"].get("method"), event.get("rawPath") or ""
+        # The resource is the route's path; serverless offline names the root resource "".
+        method, path = event.get("httpMethod"), event.get("resource", event.get("path"))
+        if path == "":
+            path = "/"
+    elif isinstance(context, dict) and isinstance(context.get("http"), dict):
+        method, path = context["http"].get("method"), _http_api_path(event, context)
     else:
         return "direct"
-    if method == "GET" and str(path).endswith("/health"):
-        return "health"
-    if method == "POST":
-        return "recommendations"
-    raise InvalidRequest("method_not_allowed", "use POST /recommendations or GET /health", status=405)
+    if not isinstance(path, str) or path not in ROUTES:
+        raise _WrongRoute("not_found", f"no such path; this API has {', '.join(ROUTES)}", 404)
+    allowed = ROUTES[path]
+    if method not in allowed:
+        allow = ", ".join((*allowed, "OPTIONS"))
+        raise _WrongRoute("method_not_allowed", f"{path} answers {allow}; see /openapi.json", 405, {"Allow": allow})
+    return path
+
+
+def _http_api_path(event: dict, context: dict) -> object:
+    """An HTTP API (v2) event's route path: from its routeKey ("ANY /health"), else its rawPath
+    without the stage."""
+    route_key = event.get("routeKey")
+    if isinstance(route_key, str) and " /" in route_key:
+        return route_key.split(" ", 1)[1]
+    raw_path, stage = event.get("rawPath"), context.get("stage")
+    if isinstance(raw_path, str) and isinstance(stage, str) and stage != "$default":
+        if raw_path == f"/{stage}":
+            return "/"
+        if raw_path.startswith(f"/{stage}/"):
+            return raw_path[len(stage) + 1:]
+    return raw_path
+
+
+@functools.cache
+def _static_file(name: str) -> str:
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), encoding="utf-8") as f:
+        return f.read()
 
 
 def _request_body(event: dict) -> object:
@@ -127,7 +185,7 @@ def _reject_constant(name: str):
 
 def _json_problem(error: Exception) -> str:
     if isinstance(error, json.JSONDecodeError):
-        return f"{error.msg} at line {error.lineno} column {error.colno}"
+        return f"{error.msg}: line {error.lineno} column {error.colno}"
     if isinstance(error, RecursionError):
         return "nested too deeply"
     if isinstance(error, UnicodeDecodeError):
@@ -135,20 +193,33 @@ def _json_problem(error: Exception) -> str:
     return str(error)
 
 
-def _request_id(event, context) -> str:
-    request_id = getattr(context, "aws_request_id", None)
-    if not request_id and isinstance(event, dict) and isinstance(event.get("requestContext"), dict):
-        request_id = event["requestContext"].get("requestId")
-    return str(request_id or uuid.uuid4())
+def _request_ids(event, context) -> dict:
+    """The id for the caller and the log line (request_id), and the platform's ids beside it.
+
+    Lambda's own request id is a UUID, unique per invocation; `serverless offline` and `invoke
+    local` pass a fixed stand-in (1234567890), and an HTTP API under `serverless offline` a fixed
+    requestContext.requestId, so anything else gets a fresh UUID. The Lambda id and API Gateway's
+    requestContext.requestId are logged too when they differ from it.
+    """
+    lambda_id = getattr(context, "aws_request_id", None)
+    context_of_event = event.get("requestContext") if isinstance(event, dict) else None
+    gateway_id = context_of_event.get("requestId") if isinstance(context_of_event, dict) else None
+    request_id = lambda_id if isinstance(lambda_id, str) and _UUID.match(lambda_id) else str(uuid.uuid4())
+    ids = {"request_id": request_id}
+    if lambda_id and lambda_id != request_id:
+        ids["lambda_request_id"] = str(lambda_id)
+    if gateway_id and gateway_id != request_id:
+        ids["apigw_request_id"] = str(gateway_id)
+    return ids
 
 
 def _error(code: str, message: str, request_id: str) -> dict:
     return {"error": {"code": code, "message": message, "request_id": request_id}}
 
 
-def _log_request(request_id: str, route: str, status: int, started: float, texts: list[str]) -> None:
+def _log_request(ids: dict, route: str, status: int, started: float, texts) -> None:
     fields = {
-        "request_id": request_id,
+        **ids,
         "route": route,
         "status": status,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),

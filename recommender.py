@@ -13,6 +13,7 @@ DEFAULT_K = 5
 MAX_TEXTS = 100
 MAX_TEXT_CHARS = 20_000
 DEFAULT_TIMEOUT_SECONDS = 5.0
+ALL_LABELS = -1  # fastText's k for every label of the model
 _OPTION_FIELDS = {"k", "threshold", "exclude_used"}
 
 
@@ -100,12 +101,14 @@ def _valid_exclude_used(exclude_used: object) -> bool:
 
 
 class Recommender:
-    """Recommends hashtags for texts with one long-lived fastText process."""
+    """Recommends hashtags for texts with one long-lived fastText process (and a second one, which
+    answers with every label, for the rare exclude_used request that needs more than MAX_K)."""
 
     def __init__(self, process: FastTextProcess, model: BundledModel | S3Model | None = None):
         self.process = process
         self.model = model or BundledModel(process.model_path)
         self._digest_cache: tuple[tuple, str] | None = None
+        self._all_labels: FastTextProcess | None = None
 
     @classmethod
     def from_environment(cls) -> "Recommender":
@@ -127,29 +130,64 @@ class Recommender:
     def recommend(self, request: RecommendationRequest) -> list[dict]:
         """Return one result per text, in order, asking fastText once for the whole batch."""
         cleaned = [clean_text(text) for text in request.texts]
+        # Most texts have no "#" and so no hashtags: skip the regex for them.
+        used = [extract_hashtags(text) if "#" in text else [] for text in request.texts]
+        answers = self._answers(cleaned, used, request)
+        return [self._result(tags, answer, request) for tags, answer in zip(used, answers)]
+
+    def _answers(self, cleaned: list[str], used: list[list[str]], request: RecommendationRequest) -> list[list]:
+        """fastText's (label, probability) pairs for each cleaned text: as many as the result can use."""
         # An empty line still gets an answer from fastText (for the end-of-sentence token
         # alone); a text with no words gets no recommendations instead.
         asked = [line for line in cleaned if line]
-        answers = iter([])
-        if asked:
-            self.model.local_path()
-            # Only as many labels as the answer can use: k, or all when used hashtags are skipped.
-            limit = MAX_K if request.exclude_used else request.k
-            answers = iter(self.process.predict(asked, limit))
-        return [
-            self._result(text, next(answers) if line else [], request)
-            for text, line in zip(request.texts, cleaned)
-        ]
+        if not asked:
+            return [[] for _ in cleaned]
+        self.model.local_path()
+        # k labels, or all the process gives when used hashtags are left out.
+        limit = None if request.exclude_used else request.k
+        found = iter(self.process.predict(asked, limit))
+        answers = [next(found) if line else [] for line in cleaned]
+        if request.exclude_used:
+            self._ask_for_all_labels_where_short(answers, cleaned, used, request)
+        return answers
+
+    def _ask_for_all_labels_where_short(self, answers, cleaned, used, request) -> None:
+        """Replace each answer that may leave fewer than k once used hashtags are left out by one
+        with every label. The process answers with its MAX_K labels, which is all a request needs
+        unless the text carries many of its top hashtags; that rare request asks a second process,
+        started on first need, that answers with all of them."""
+        short = [i for i, answer in enumerate(answers) if self._may_fall_short(answer, used[i], request)]
+        if short:
+            for i, answer in zip(short, self._all_labels_process().predict([cleaned[i] for i in short])):
+                answers[i] = answer
+
+    def _may_fall_short(self, answer: list, used: list[str], request: RecommendationRequest) -> bool:
+        """Whether a full answer (more labels may follow, still usable) has fewer than k unused labels."""
+        if len(answer) < self.process.k or not _usable(answer[-1][1], request):
+            return False
+        skip = set(used)
+        return sum("#" + normalize_tag(label) not in skip for label, _ in answer) < request.k
+
+    def _all_labels_process(self) -> FastTextProcess:
+        if self._all_labels is None:
+            p = self.process
+            self._all_labels = FastTextProcess(p.binary_path, p.model_path, k=ALL_LABELS, timeout=p.timeout)
+        return self._all_labels
+
+    def close(self) -> None:
+        """Stop the fastText processes (a new request starts them again)."""
+        self.process.close()
+        if self._all_labels is not None:
+            self._all_labels.close()
 
     @staticmethod
-    def _result(text: str, answer: list[tuple[str, float]], request: RecommendationRequest) -> dict:
-        used = extract_hashtags(text) if "#" in text else []  # most texts have none: skip the regex
+    def _result(used: list[str], answer: list[tuple[str, float]], request: RecommendationRequest) -> dict:
         skip = set(used) if request.exclude_used else set()
         recommended = []
         for label, probability in answer:
-            hashtag = "#" + normalize_tag(label)
-            if probability < request.threshold or len(recommended) == request.k:
+            if not _usable(probability, request) or len(recommended) == request.k:
                 break
+            hashtag = "#" + normalize_tag(label)
             if hashtag not in skip:
                 recommended.append({"hashtag": hashtag, "probability": probability})
         return {"hashtags_already_used": used, "hashtags_recommended": recommended}
@@ -181,3 +219,9 @@ class Recommender:
         if self._digest_cache is None or self._digest_cache[0] != key:
             self._digest_cache = (key, file_sha256(self.process.model_path))
         return self._digest_cache[1]
+
+
+def _usable(probability: float, request: RecommendationRequest) -> bool:
+    """Whether a probability may be recommended: at least the threshold, and above 0 (at six
+    decimals), since a hashtag the model gives no chance is noise even at threshold 0."""
+    return probability >= request.threshold and probability > 0.0

@@ -44,17 +44,17 @@ from conftest import rest_event
 from model_source import S3Model, file_sha256, model_from_environment
 from test_serverless import (  # noqa: F401 (serverless_cli is a fixture)
     PYTHON_TEXT,
-    REST_METHODS,
     ROOT,
-    ROUTE_PATHS,
+    ROUTES,
     SERVERLESS,
     ZIP_NAME,
+    api_methods,
     cli_env,
     make_service,
-    rest_methods,
     run_cli,
     runtime_modules,
     serverless_cli,
+    static_files,
 )
 
 SERVICE = "fasttext-serverless"
@@ -98,13 +98,6 @@ PSEUDO_PARAMETERS = {
 #   DescribeStackResource          fails for a resource listed after a skipped one: the deploy
 #                                  steps use it (as osls does) only for the deployment bucket,
 #                                  which comes first.
-MOTO_UNSUPPORTED = {
-    "AWS::S3::BucketPolicy",
-    "AWS::ApiGateway::ApiKey",
-    "AWS::ApiGateway::UsagePlan",
-    "AWS::ApiGateway::UsagePlanKey",
-    "AWS::Lambda::Alias",
-}
 # moto 5.2 has an apigatewayv2 backend, but its CloudFormation creates none of the HTTP API's
 # resources: the apiType=http stack comes up in moto without them (test_http_api_stack_in_moto),
 # and the API, its routes, integration, stage and CORS are template checks (test_http_api_*).
@@ -113,6 +106,13 @@ MOTO_UNSUPPORTED_HTTP_API = {
     "AWS::ApiGatewayV2::Integration",
     "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Stage",
+}
+MOTO_UNSUPPORTED = {
+    "AWS::S3::BucketPolicy",
+    "AWS::ApiGateway::ApiKey",
+    "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::UsagePlanKey",
+    "AWS::Lambda::Alias",
 }
 
 
@@ -171,8 +171,8 @@ class Packaged:
         return BINARIES[self.config.architecture]
 
     def methods(self) -> dict[tuple[str, str], dict]:
-        """(HTTP method, path) -> the REST API method's properties."""
-        return rest_methods(self.resources)
+        """(HTTP method, path such as /health) -> the method's properties."""
+        return api_methods(self.resources)
 
 
 CONFIGS = {
@@ -334,11 +334,11 @@ def elf_machine(header: bytes) -> int:
 
 def test_zip_ships_the_runtime_the_binary_for_the_architecture_and_the_model_when_bundled(packaged):
     zf, service = packaged.zip, packaged.service
-    modules = runtime_modules(service)
-    expected = modules | {packaged.binary} | (set() if packaged.config.model_in_s3 else {"model.bin"})
+    runtime = runtime_modules(service) | static_files()
+    expected = runtime | {packaged.binary} | (set() if packaged.config.model_in_s3 else {"model.bin"})
     assert sorted(zf.namelist()) == sorted(expected)
-    for module in modules:
-        assert zf.read(module) == (service / module).read_bytes(), module
+    for name in runtime:
+        assert zf.read(name) == (service / name).read_bytes(), name
     if not packaged.config.model_in_s3:
         shipped = hashlib.sha256(zf.read("model.bin")).hexdigest()
         assert shipped == file_sha256(str(service / "model.bin")), "model.bin differs from the model packaged"
@@ -435,7 +435,7 @@ def test_defaults_reserve_nothing_provision_nothing_and_need_no_api_key(packages
     for resource_type in ["AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey"]:
         assert default.of_type(resource_type) == {}, resource_type
     methods = default.methods()
-    assert set(methods) == REST_METHODS
+    assert set(methods) == {(method, path) for path in ROUTES for method in ("ANY", "OPTIONS")}
     assert default.of_type("AWS::ApiGatewayV2::Api") == {}, "a REST API unless apiType=http"
     assert {key: m.get("ApiKeyRequired", False) for key, m in methods.items()} == dict.fromkeys(methods, False)
 
@@ -451,11 +451,11 @@ def test_params_set_reserved_concurrency_memory_and_tmp(packages):
 def test_api_key_and_usage_plan_throttle(packages):
     prod = packages("prod")
     methods = prod.methods()
-    # A browser's CORS preflight carries no key: OPTIONS needs none; nor do the page and the
-    # contract, which a browser opens without one.
-    keyed = {"/recommendations", "/health"}
+    # The API's routes need the key; a browser's CORS preflight carries none, and a browser
+    # opening the page (which then sends the key it is given) or the contract cannot send one.
     assert {key: m.get("ApiKeyRequired", False) for key, m in methods.items()} == {
-        (method, path): method == "ANY" and path in keyed for method, path in REST_METHODS
+        (method, path): method == "ANY" and path in ("/recommendations", "/health")
+        for path in ROUTES for method in ("ANY", "OPTIONS")
     }
     (key_id, key), = prod.of_type("AWS::ApiGateway::ApiKey").items()
     assert key["Properties"]["Enabled"] is True
@@ -519,7 +519,7 @@ def test_http_api_replaces_the_rest_api(packages):
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
     assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": [FUNCTION, "Arn"]}
     routes = [r["Properties"] for r in http.of_type("AWS::ApiGatewayV2::Route").values()]
-    assert sorted(r["RouteKey"] for r in routes) == sorted(f"ANY {path}" for path in ROUTE_PATHS)
+    assert sorted(r["RouteKey"] for r in routes) == sorted(f"ANY {path}" for path in ROUTES)
     for route in routes:
         assert route["ApiId"] == {"Ref": api_id}
         assert route["Target"] == {"Fn::Join": ["/", ["integrations", {"Ref": integration_id}]]}
@@ -775,21 +775,23 @@ def test_rest_api_routes_to_the_function(deployed):
     apigw = deployed.client("apigateway")
     api = deployed.rest_api
     resources = {r["path"]: r for r in apigw.get_resources(restApiId=api["id"])["items"]}
-    assert set(resources) == ROUTE_PATHS
+    assert set(resources) == set(ROUTES)
     function_arn = deployed.function_config["FunctionArn"]
     key_required = packaged.config.name == "prod"
-    for path in ROUTE_PATHS:
-        assert set(resources[path]["resourceMethods"]) == {"ANY", "OPTIONS"}, path
+    for path in ROUTES:
+        # ANY: every method reaches the function, which answers a wrong one with a JSON 405.
         method = apigw.get_method(restApiId=api["id"], resourceId=resources[path]["id"], httpMethod="ANY")
         assert method["authorizationType"] == "NONE"
-        assert method["apiKeyRequired"] is (key_required and path in {"/recommendations", "/health"})
+        assert method["apiKeyRequired"] is (key_required and path in ("/recommendations", "/health"))
         integration = method["methodIntegration"]
         assert integration["type"] == "AWS_PROXY" and integration["httpMethod"] == "POST"
         assert integration["uri"] == (
             f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
         )
+        # An explicit OPTIONS method outranks ANY: API Gateway answers the CORS preflight itself.
         preflight = apigw.get_method(restApiId=api["id"], resourceId=resources[path]["id"], httpMethod="OPTIONS")
         assert preflight["methodIntegration"]["type"] == "MOCK" and preflight["apiKeyRequired"] is False
+        assert set(resources[path]["resourceMethods"]) == {"ANY", "OPTIONS"}
     stage = apigw.get_stage(restApiId=api["id"], stageName=packaged.config.stage)
     assert stage["deploymentId"]
     # Outputs are not computed for change sets in moto: the endpoint from the template, resolved.
@@ -926,7 +928,8 @@ def test_deployed_package_answers_with_the_deployed_environment(stacks, tmp_path
         "LAMBDA_TASK_ROOT": str(task_root),
         **config["Environment"]["Variables"],
     }
-    events = [rest_event({"text": PYTHON_TEXT}), rest_event(None, method="GET", path="/health")]
+    events = [rest_event({"text": PYTHON_TEXT}), rest_event(None, method="GET", path="/health"),
+              rest_event(None, method="GET", path="/openapi.json"), rest_event(None, method="GET", path="/")]
     result = subprocess.run(
         [sys.executable, "-c", RUN_HANDLER, config["Handler"]],
         input=json.dumps(events), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
@@ -934,7 +937,9 @@ def test_deployed_package_answers_with_the_deployed_environment(stacks, tmp_path
     assert result.returncode == 0, result.stderr
     responses = [json.loads(line.removeprefix("RESPONSE ")) for line in result.stdout.splitlines()
                  if line.startswith("RESPONSE ")]
-    assert [r["statusCode"] for r in responses] == [200, 200], result.stdout
+    assert [r["statusCode"] for r in responses] == [200, 200, 200, 200], result.stdout
+    assert json.loads(responses[2]["body"]) == json.loads((ROOT / "openapi.json").read_text())
+    assert responses[3]["body"] == (ROOT / "try_it.html").read_text()
     assert json.loads(responses[0]["body"])["hashtags_recommended"][0]["hashtag"] == "#python"
     health = json.loads(responses[1]["body"])
     assert health["model"]["sha256"] == file_sha256(str(tiny_model))

@@ -4,12 +4,17 @@ import json
 import logging
 import os
 import signal
+import uuid
+from pathlib import Path
 
 import pytest
 
 import handler
 from conftest import LambdaContext, http_event, rest_event
+from handler import ROUTES
 from recommender import Recommender
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -18,7 +23,7 @@ def app(lambda_env, monkeypatch):
     recommender = Recommender.from_environment()
     monkeypatch.setattr(handler, "recommender", recommender)
     yield handler
-    recommender.process.close()
+    recommender.close()
 
 
 @pytest.fixture
@@ -212,9 +217,60 @@ def test_direct_invocation_of_a_non_object(app):
     assert_error(*call(app, "just text"), 400, "invalid_body")
 
 
-@pytest.mark.parametrize("method", ["PUT", "DELETE", "GET"])
-def test_other_methods_are_not_allowed(app, method):
-    assert_error(*call(app, rest_event({"text": "a"}, method=method)), 405, "method_not_allowed")
+ALLOWED = {"/recommendations": "POST, OPTIONS", "/health": "GET, HEAD, OPTIONS",
+           "/openapi.json": "GET, HEAD, OPTIONS", "/": "GET, HEAD, OPTIONS"}
+
+
+@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/recommendations"), ("PUT", "/recommendations"), ("DELETE", "/recommendations"),
+     ("POST", "/health"), ("DELETE", "/health"), ("PATCH", "/openapi.json"), ("POST", "/"), ("get", "/health")],
+)
+def test_other_methods_get_405_with_allow(app, make_event, method, path):
+    response = app.tagRecommendations(make_event({"text": "python"}, method=method, path=path), LambdaContext())
+    assert_error(response["statusCode"], json.loads(response["body"]), 405, "method_not_allowed")
+    assert response["headers"]["Allow"] == ALLOWED[path]
+    assert response["headers"]["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+def test_a_path_the_api_does_not_have_is_404(app, make_event):
+    assert_error(*call(app, make_event({"text": "python"}, path="/recommendations/x")), 404, "not_found")
+
+
+def test_http_api_route_without_a_route_key_is_read_from_the_raw_path(app):
+    event = http_event(None, method="GET", path="/health")
+    event["routeKey"] = "$default"
+    assert call(app, event)[1]["status"] == "ok"
+    event["rawPath"] = "/dev"
+    assert app.tagRecommendations(event, LambdaContext())["headers"]["Content-Type"].startswith("text/html")
+    event["requestContext"]["stage"], event["rawPath"] = "$default", "/openapi.json"  # no stage in the path
+    assert "paths" in call(app, event)[1]
+
+
+@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_page_and_contract_are_served_as_files(app, make_event, method):
+    page = app.tagRecommendations(make_event(None, method=method, path="/"), LambdaContext())
+    assert page["statusCode"] == 200
+    assert page["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert page["body"] == (ROOT / "try_it.html").read_text()
+    contract = app.tagRecommendations(make_event(None, method=method, path="/openapi.json"), LambdaContext())
+    assert contract["statusCode"] == 200 and contract["headers"]["Content-Type"] == "application/json"
+    assert json.loads(contract["body"])["paths"].keys() == ROUTES.keys()
+
+
+def test_serverless_offline_root_resource_is_the_page(app):
+    event = rest_event(None, method="GET", path="")  # serverless offline names the root resource ""
+    assert app.tagRecommendations(event, LambdaContext())["headers"]["Content-Type"].startswith("text/html")
+
+
+def test_invalid_json_message_says_where(app):
+    _, body = call(app, rest_event('{"text": "a'))
+    assert body["error"]["message"] == (
+        "the body is not valid JSON: Unterminated string starting at: line 1 column 10"
+    )
 
 
 def test_missing_model_gives_503_then_recovers(app, tmp_path, monkeypatch, tiny_model):
@@ -308,9 +364,32 @@ def test_request_text_is_logged_only_when_asked(app, logs, monkeypatch):
     assert logs()[-1]["request_texts"] == ["a debug python text"]
 
 
-def test_request_id_falls_back_to_the_event(app):
-    response = app.tagRecommendations(rest_event("{bad"), None)
-    assert json.loads(response["body"])["error"]["request_id"] == "5b7a3a0e-8f2b-4c5e-9d1a-2f3b4c5d6e7f"
+def test_request_id_is_lambdas_own_and_api_gateways_is_logged_beside_it(app, logs):
+    status, body = call(app, rest_event("{bad"))
+    assert body["error"]["request_id"] == LambdaContext().aws_request_id
+    (entry,) = logs()
+    assert entry["request_id"] == LambdaContext().aws_request_id
+    assert entry["apigw_request_id"] == rest_event(None)["requestContext"]["requestId"]
+    assert "lambda_request_id" not in entry
+
+
+@pytest.mark.parametrize("context", [LambdaContext("1234567890"), None], ids=["local_stand_in", "no_context"])
+@pytest.mark.parametrize("make_event", [rest_event, http_event, lambda body: body], ids=["rest_v1", "http_v2", "direct"])
+def test_request_id_is_unique_where_the_runtime_gives_none(app, logs, context, make_event):
+    """serverless offline and invoke local pass the context id 1234567890 to every request (and an
+    HTTP API under serverless offline one fixed requestId): each request gets a fresh UUID."""
+    ids = []
+    for _ in range(2):
+        response = app.tagRecommendations(make_event({"text": 5}), context)
+        ids.append(json.loads(response["body"])["error"]["request_id"])
+    assert ids[0] != ids[1]
+    assert all(str(uuid.UUID(request_id)) == request_id for request_id in ids)
+    entries = logs()
+    assert [entry["request_id"] for entry in entries] == ids
+    for entry in entries:
+        assert entry.get("lambda_request_id") == (context and context.aws_request_id)
+        event = make_event({})
+        assert entry.get("apigw_request_id") == (event.get("requestContext") or {}).get("requestId")
 
 
 def test_relative_binary_path_is_taken_from_the_package_root(monkeypatch):

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from handler import ROUTES, STATIC_FILES
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
 ZIP_NAME = "fasttext-serverless.zip"
@@ -74,10 +76,15 @@ def runtime_modules(root: Path = ROOT) -> set[str]:
     return {f"{name}.py" for name in seen}
 
 
+def static_files() -> set[str]:
+    """The files handler.py serves as they are (the page and the contract)."""
+    return {name for name, _ in STATIC_FILES.values()}
+
+
 def make_service(dest: Path, model: Path) -> Path:
     """A copy of the project in `dest` that the CLI can package, invoke and serve."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "fasttext"]:
+    for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "fasttext", *static_files()]:
         shutil.copy2(ROOT / name, dest / name)  # copy2 keeps fasttext's executable bit
     for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
         shutil.copy2(module, dest / module.name)
@@ -160,9 +167,9 @@ def packaged(service) -> zipfile.ZipFile:
 
 def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path) -> None:
     modules = runtime_modules(service)
-    assert sorted(zf.namelist()) == sorted(modules | {"fasttext", "model.bin"})
-    for module in modules:
-        assert zf.read(module) == (service / module).read_bytes(), module
+    assert sorted(zf.namelist()) == sorted(modules | static_files() | {"fasttext", "model.bin"})
+    for name in modules | static_files():
+        assert zf.read(name) == (service / name).read_bytes(), name
     binary = zf.getinfo("fasttext")
     mode = binary.external_attr >> 16
     assert stat.S_ISREG(mode) and mode & 0o111 == 0o111, f"fasttext lost its executable bit: {oct(mode)}"
@@ -190,35 +197,6 @@ def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fastt
     assert size <= MAX_ZIP_BYTES, f"the zip has {size / 2**20:.1f} MiB; keep it within {MAX_ZIP_BYTES // 2**20} MiB"
 
 
-# The route set of both kinds of API: every method of each path reaches the function (which
-# answers a wrong one with 405), and API Gateway answers the CORS preflight itself.
-ROUTE_PATHS = {"/", "/recommendations", "/health", "/openapi.json"}
-REST_METHODS = {(method, path) for path in ROUTE_PATHS for method in ("ANY", "OPTIONS")}
-
-
-def rest_methods(resources: dict) -> dict[tuple[str, str], dict]:
-    """(HTTP method, path) -> properties of each AWS::ApiGateway::Method in a template's resources."""
-    paths = {
-        logical_id: "/" + r["Properties"]["PathPart"]
-        for logical_id, r in resources.items()
-        if r["Type"] == "AWS::ApiGateway::Resource"
-    }
-    for r in resources.values():  # every resource hangs off the root: no nested paths here
-        if r["Type"] == "AWS::ApiGateway::Resource":
-            assert r["Properties"]["ParentId"] == {"Fn::GetAtt": ["ApiGatewayRestApi", "RootResourceId"]}
-
-    def path(resource_id: dict) -> str:
-        if resource_id == {"Fn::GetAtt": ["ApiGatewayRestApi", "RootResourceId"]}:
-            return "/"
-        return paths[resource_id["Ref"]]
-
-    return {
-        (r["Properties"]["HttpMethod"], path(r["Properties"]["ResourceId"])): r["Properties"]
-        for r in resources.values()
-        if r["Type"] == "AWS::ApiGateway::Method"
-    }
-
-
 def test_package_template_describes_the_function_and_its_routes(packaged, service):
     template = json.loads((service / ".serverless" / "cloudformation-template-update-stack.json").read_text())
     resources = template["Resources"]
@@ -232,13 +210,27 @@ def test_package_template_describes_the_function_and_its_routes(packaged, servic
     # API Gateway gives up after 29 s; fastText's own timeout must fire well before Lambda's.
     assert float(env["PREDICT_TIMEOUT_SECONDS"]) < function["Timeout"] < 29
 
-    assert set(rest_methods(resources)) == REST_METHODS
-    integrations = {
-        r["Properties"]["Integration"]["Type"]
-        for r in resources.values()
-        if r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] != "OPTIONS"
+    # Every path takes ANY method, to the function, and OPTIONS (the CORS preflight), a mock.
+    methods = api_methods(resources)
+    assert set(methods) == {(method, path) for path in ROUTES for method in ("ANY", "OPTIONS")}
+    for (method, _), props in methods.items():
+        assert props["Integration"]["Type"] == ("MOCK" if method == "OPTIONS" else "AWS_PROXY")
+
+
+ROOT_RESOURCE = {"Fn::GetAtt": ["ApiGatewayRestApi", "RootResourceId"]}
+
+
+def api_methods(resources: dict) -> dict[tuple[str, str], dict]:
+    """(HTTP method, path such as /health) -> the properties of the template's API Gateway method."""
+    paths = {
+        logical_id: "/" + r["Properties"]["PathPart"]
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::ApiGateway::Resource"
     }
-    assert integrations == {"AWS_PROXY"}
+    return {
+        (props["HttpMethod"], "/" if props["ResourceId"] == ROOT_RESOURCE else paths[props["ResourceId"]["Ref"]]): props
+        for props in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method")
+    }
 
 
 def printed_response(output: str) -> dict:
@@ -308,10 +300,10 @@ class OfflineServer:
 
     def __init__(self, service: Path, log_path: Path, command=None, args: tuple[str, ...] = ()):
         """`command(port)`, when given, is what starts the server on `port` (`make serve`, say);
-        `args`: more CLI arguments; with --param=apiType=http the routes have no stage prefix."""
+        `args` are more arguments for `serverless offline start` otherwise; with --param=apiType=http
+        the routes have no stage prefix."""
         self.port = free_port()
-        http_api = "--param=apiType=http" in args
-        self.url = f"http://127.0.0.1:{self.port}" + ("" if http_api else "/dev")
+        self.url = f"http://127.0.0.1:{self.port}" + ("" if "--param=apiType=http" in args else "/dev")
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
@@ -336,7 +328,7 @@ class OfflineServer:
         while True:
             assert self.process.poll() is None, f"serverless offline exited:\n{self.log()}"
             try:
-                if request(self.url + "/health")[0] == 200:
+                if request(self.url + "/openapi.json")[0] == 200:
                     return
             except OSError:
                 pass
@@ -444,8 +436,59 @@ def test_offline_answers_cors_preflight(offline):
         headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
         method="OPTIONS",
     )
-    assert status in (200, 204)  # serverless offline answers 204 on a path whose method is ANY
+    assert status == 200
     assert headers["Access-Control-Allow-Origin"] == origin
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/recommendations"), ("PUT", "/recommendations"), ("DELETE", "/health"), ("POST", "/health"),
+     ("PATCH", "/openapi.json"), ("POST", "/"), ("TRACE", "/health")],
+)
+def test_offline_answers_a_wrong_method_with_a_json_405_and_allow(offline, method, path):
+    status, headers, raw = request(offline.url + path, b'{"text": "python"}', method=method)
+    assert status == 405, raw
+    assert headers["Allow"] == ", ".join((*ROUTES[path], "OPTIONS"))
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(raw)["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", list(ROUTES))
+def test_offline_answers_cors_preflight_on_every_path(offline, path):
+    origin = "https://example.org"
+    status, headers, _ = request(
+        offline.url + path, headers={"Origin": origin, "Access-Control-Request-Method": "POST"}, method="OPTIONS"
+    )
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == origin
+
+
+@pytest.mark.parametrize("path", ["", "/"])
+def test_offline_serves_the_page_at_the_stage_root(offline, path):
+    status, headers, raw = request(offline.url + path)
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert raw.decode() == (ROOT / "try_it.html").read_text()
+
+
+def test_offline_serves_the_contract(offline):
+    status, headers, raw = request(offline.url + "/openapi.json")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    assert json.loads(raw) == json.loads((ROOT / "openapi.json").read_text())
+
+
+def test_offline_request_ids_are_unique_and_logged_with_the_platforms(offline):
+    ids = []
+    for _ in range(3):
+        _, _, raw = request(offline.url + "/recommendations", b'{"text": 1}')
+        ids.append(json.loads(raw)["error"]["request_id"])
+    assert len(set(ids)) == 3
+    logged = [json.loads(line) for line in offline.log().splitlines() if line.startswith("{") and '"request"' in line]
+    by_id = {entry["request_id"]: entry for entry in logged}
+    for request_id in ids:
+        entry = by_id[request_id]
+        assert entry["lambda_request_id"] == "1234567890"  # serverless offline's fixed stand-in
+        assert entry["apigw_request_id"] not in ids and entry["apigw_request_id"]
 
 
 def test_offline_stops_with_its_whole_process_group(service, tmp_path):
@@ -472,6 +515,8 @@ def test_offline_serves_the_http_api_with_v2_events(service, tmp_path):
         assert json.loads(raw)["hashtags_recommended"][0]["hashtag"] == "#python"
         status, _, raw = request(server.url + "/health")
         assert status == 200 and json.loads(raw)["status"] == "ok", raw
+        status, headers, raw = request(server.url + "/health", b"{}", method="POST")
+        assert status == 405 and headers["Allow"] == ", ".join((*ROUTES["/health"], "OPTIONS")), raw
         status, _, raw = request(server.url + "/dev/health")
         assert status == 404, "an HTTP API's $default stage has no stage in its paths"
         status, headers, _ = request(

@@ -1,0 +1,126 @@
+"""How recommender.py shapes fastText's answers, with real models that have more labels than
+the tiny one: exclude_used still gives up to k, and hashtags the model gives no chance are noise."""
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fasttext_process import FastTextProcess, parse_answer
+from recommender import MAX_K, Recommender, parse_request
+from text_cleaning import clean_text
+
+LABELS = 70
+
+
+def train(fasttext_binary: Path, work: Path, lines: list[str]) -> Path:
+    (work / "train.txt").write_text("".join(line + "\n" for line in lines))
+    subprocess.run(
+        [str(fasttext_binary), "supervised", "-input", str(work / "train.txt"), "-output", str(work / "model"),
+         "-epoch", "2", "-dim", "10", "-loss", "ova", "-wordNgrams", "2", "-bucket", "1000",
+         "-thread", "1", "-verbose", "0", "-seed", "1"],
+        check=True,
+    )
+    return work / "model.bin"
+
+
+@pytest.fixture(scope="module")
+def many_labels_model(tmp_path_factory, fasttext_binary) -> Path:
+    """70 labels (t00..t69, word wNN for label tNN), most of them on every example: the model gives
+    most labels a probability above 0 for any text, so more than MAX_K of them can be recommended."""
+    rng = random.Random(3)
+    lines = []
+    for _ in range(1000):
+        labels = rng.sample(range(LABELS), 62)
+        words = [f"w{label:02d}" for label in labels]
+        rng.shuffle(words)
+        lines.append(" ".join(f"__label__t{label:02d}" for label in labels) + " " + " ".join(words[:12]))
+    return train(fasttext_binary, tmp_path_factory.mktemp("many_labels"), lines)
+
+
+@pytest.fixture(scope="module")
+def sparse_model(tmp_path_factory, fasttext_binary) -> Path:
+    """80 labels, two per example: the model gives most labels no chance at all."""
+    rng = random.Random(3)
+    lines = []
+    for _ in range(4000):
+        labels = rng.sample(range(80), 2)
+        words = [f"w{label:02d}" for label in labels] * 3
+        rng.shuffle(words)
+        lines.append(" ".join(f"__label__t{label:02d}" for label in labels) + " " + " ".join(words))
+    return train(fasttext_binary, tmp_path_factory.mktemp("sparse"), lines)
+
+
+def recommender_for(model: Path, binary: Path) -> Recommender:
+    return Recommender(FastTextProcess(str(binary), str(model), k=MAX_K, timeout=10.0))
+
+
+@pytest.fixture
+def many(many_labels_model, fasttext_binary):
+    recommender = recommender_for(many_labels_model, fasttext_binary)
+    yield recommender
+    recommender.close()
+
+
+def every_label(binary: Path, model: Path, text: str) -> list[tuple[str, float]]:
+    """All labels for a text from a separate one-shot `fasttext predict-prob ... -1` run."""
+    out = subprocess.run(
+        [str(binary), "predict-prob", str(model), "-", "-1"],
+        input=clean_text(text) + "\n", capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    return parse_answer(out)
+
+
+TEXT = "w00 w01 w02 w03 w04 w05 w06 w07 w08 w09 " + " ".join(f"#t{label:02d}" for label in range(0, 40, 2))
+
+
+def test_exclude_used_still_gives_k_when_used_hashtags_fill_the_top(many, many_labels_model, fasttext_binary):
+    (plain,) = many.recommend(parse_request({"text": TEXT, "k": MAX_K}))
+    used = set(plain["hashtags_already_used"])
+    assert len(used) == 20
+    # The case the issue found: used hashtags among the process's top MAX_K would leave fewer than k.
+    assert used & {r["hashtag"] for r in plain["hashtags_recommended"]}
+    (result,) = many.recommend(parse_request({"text": TEXT, "k": MAX_K, "exclude_used": True}))
+    expected = [
+        {"hashtag": "#" + label, "probability": p}
+        for label, p in every_label(fasttext_binary, many_labels_model, TEXT)
+        if "#" + label not in used and p > 0
+    ]
+    assert len(expected) >= MAX_K
+    assert result["hashtags_recommended"] == expected[:MAX_K]
+
+
+def test_exclude_used_asks_for_every_label_only_when_the_top_falls_short(many):
+    (result,) = many.recommend(parse_request({"text": "w00 w01 #t00", "k": 5, "exclude_used": True}))
+    hashtags = [r["hashtag"] for r in result["hashtags_recommended"]]
+    assert len(hashtags) == 5 and "#t00" not in hashtags
+    assert many._all_labels is None  # the common case: one process, MAX_K labels
+    batch = many.recommend(parse_request({"texts": ["w00 #t00", TEXT], "k": MAX_K, "exclude_used": True}))
+    assert [len(r["hashtags_recommended"]) for r in batch] == [MAX_K, MAX_K]
+    assert many._all_labels.pid is not None and many._all_labels.starts == 1
+    many.recommend(parse_request({"text": TEXT, "k": MAX_K, "exclude_used": True}))
+    assert many._all_labels.starts == 1  # kept alive, like the main process
+
+
+def test_exclude_used_gives_fewer_than_k_only_when_the_model_has_no_more(many, many_labels_model, fasttext_binary):
+    text = "w00 " + " ".join(f"#t{label:02d}" for label in range(LABELS) if label % 7)
+    (result,) = many.recommend(parse_request({"text": text, "k": MAX_K, "exclude_used": True}))
+    used = set(result["hashtags_already_used"])
+    left = [label for label, p in every_label(fasttext_binary, many_labels_model, text) if "#" + label not in used and p > 0]
+    assert 0 < len(left) < MAX_K
+    assert [r["hashtag"] for r in result["hashtags_recommended"]] == ["#" + label for label in left]
+
+
+def test_hashtags_the_model_gives_no_chance_are_not_recommended(sparse_model, fasttext_binary):
+    recommender = recommender_for(sparse_model, fasttext_binary)
+    try:
+        answer = every_label(fasttext_binary, sparse_model, "w00 w01 w02")
+        assert sum(p == 0.0 for _, p in answer) > 70, answer  # the premise: most labels at 0.0
+        (result,) = recommender.recommend(parse_request({"text": "w00 w01 w02", "k": MAX_K, "threshold": 0}))
+        assert result["hashtags_recommended"] == [
+            {"hashtag": "#" + label, "probability": p} for label, p in answer if p > 0
+        ]
+        assert all(r["probability"] > 0 for r in result["hashtags_recommended"])
+    finally:
+        recommender.close()
