@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from text_cleaning import extract_hashtags
+from text_cleaning import clean_text, extract_hashtags
 from training import build_dataset as bd
 from training.dataset import Example, read_examples
 
 FIXTURES = Path(__file__).parent / "fixtures" / "debian"
 DATA = Path(__file__).parent.parent / "data"
 SPLITS = ["train.tsv.gz", "valid.tsv.gz"]
+CORPUS = "pretrain.tsv.gz"
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def test_tag_to_label_rejects_unusable_labels(tag):
 
 
 def test_todo_tags_and_tagless_packages_dropped(built):
-    train, valid, stats = built
+    train, valid, _, stats = built
     by_name = {e.id: e for e in train + valid}
     assert "beta" not in by_name and "gamma" not in by_name
     assert by_name["alpha"].labels == [
@@ -106,14 +107,14 @@ def test_todo_tags_and_tagless_packages_dropped(built):
 
 
 def test_summary_only_fallback(built):
-    train, valid, stats = built
+    train, valid, _, stats = built
     delta = next(e for e in train + valid if e.id == "delta")
     assert delta.text == "Delta chess engine"
     assert stats.summary_only == 1
 
 
 def test_exact_duplicates_removed(built):
-    train, valid, stats = built
+    train, valid, _, stats = built
     names = sorted(e.id for e in train + valid)
     assert names == ["alpha", "alpha-data", "delta", "epsilon"]
     assert (stats.duplicates_dropped, stats.duplicates_with_other_labels) == (2, 1)
@@ -129,7 +130,7 @@ def test_split_keeps_sources_together_and_is_deterministic():
 
 
 def test_fixture_binaries_of_one_source_on_same_side(built):
-    train, valid, _ = built
+    train, valid, _, _ = built
     sides = {e.id: e in valid for e in train + valid}
     assert sides["alpha"] == sides["alpha-data"]
 
@@ -137,15 +138,49 @@ def test_fixture_binaries_of_one_source_on_same_side(built):
 def test_output_readable_and_byte_identical(tmp_path):
     first = build_into(tmp_path / "a")
     second = build_into(tmp_path / "b")
-    for name in ["train.tsv.gz", "valid.tsv.gz", "labels.txt"]:
+    for name in [*SPLITS, CORPUS, "labels.txt"]:
         assert (first / name).read_bytes() == (second / name).read_bytes()
-    for name in SPLITS:
+    for name in [*SPLITS, CORPUS]:
         assert (first / name).read_bytes()[4:8] == bytes(4), "gzip mtime must be 0"
     examples = list(read_examples(first / "train.tsv.gz")) + list(read_examples(first / "valid.tsv.gz"))
     epsilon = next(e for e in examples if e.id == "epsilon")
     assert epsilon == Example("epsilon", "epsilon", ["role-shared-lib"], "Epsilon shared library Epsilon provides tab-separated helpers.")
     assert (first / "labels.txt").read_text().split("\n")[0] == "role-program\t2"
     assert "Exact duplicate descriptions dropped (first package kept): 2" in (first / "README.md").read_text()
+
+
+def test_fixture_corpus_has_the_untagged_and_todo_only_packages(built):
+    *_, corpus, stats = built
+    assert corpus == [
+        Example("beta", "beta-src", [], "Beta placeholder tool Beta does nothing useful yet."),
+        Example("gamma", "gamma", [], "Gamma tool without debtags"),
+    ]
+    # delta and epsilon-twin have validation sources; alpha, alpha-data and epsilon are training
+    # examples, and epsilon-compat repeats epsilon's text.
+    assert (stats.corpus_validation_source, stats.corpus_like_validation_text, stats.corpus_like_training_text) == (2, 0, 4)
+
+
+def stanza(name: str, source: str, summary: str, tags: str = "") -> str:
+    return f"Package: {name}\nSource: {source}\nDescription: {summary}\n" + (f"Tag: {tags}\n" if tags else "") + "\n"
+
+
+def test_corpus_leaves_out_validation_sources_and_texts():
+    assert bd.is_validation_source("theta", 0) and bd.is_validation_source("rho", 0)
+    assert not bd.is_validation_source("iota", 0) and not bd.is_validation_source("kappa", 0)
+    packages = "".join([
+        stanza("theta", "theta", "Theta image viewer", "role::program"),  # valid
+        stanza("theta-doc", "theta", "Documentation for a photo tool"),  # untagged, validation source
+        stanza("rho", "rho", "Rho unrelated untagged tool"),  # untagged, validation source
+        stanza("iota-viewer", "iota", "THETA image-viewer!"),  # cleans like the validation text
+        stanza("iota", "iota", "Iota music player", "role::program"),  # train
+        stanza("iota-copy", "iota", "Iota: music player"),  # cleans like the training text
+        stanza("kappa", "kappa", "Kappa chess clock"),  # the corpus
+        stanza("kappa-twin", "kappa", "kappa chess clock."),  # cleans like an earlier corpus text
+    ])
+    train, valid, corpus, stats = bd.build(packages, "", seed=0)
+    assert [e.id for e in valid] == ["theta"] and [e.id for e in train] == ["iota"]
+    assert corpus == [Example("kappa", "kappa", [], "Kappa chess clock")]
+    assert (stats.corpus_validation_source, stats.corpus_like_validation_text, stats.corpus_like_training_text) == (3, 1, 3)
 
 
 def test_configured_mirror(tmp_path):
@@ -171,14 +206,14 @@ def committed():
 
 
 def test_committed_files_exist():
-    for name in [*SPLITS, "labels.txt", "README.md"]:
+    for name in [*SPLITS, CORPUS, "labels.txt", "README.md"]:
         assert (DATA / name).is_file(), name
-    for name in SPLITS:
+    for name in [*SPLITS, CORPUS]:
         assert (DATA / name).read_bytes()[4:8] == bytes(4), "gzip mtime must be 0"
 
 
 def test_committed_lines_have_four_fields():
-    for name in SPLITS:
+    for name in [*SPLITS, CORPUS]:
         with gzip.open(DATA / name, "rt", encoding="utf-8", newline="\n") as lines:
             for line in lines:
                 assert line.endswith("\n") and line.count("\t") == 3 and "\r" not in line, line
@@ -213,3 +248,18 @@ def test_committed_split_by_source(committed):
 def test_committed_texts_unique(committed):
     texts = [e.text for examples in committed.values() for e in examples]
     assert len(texts) == len(set(texts))
+
+
+def test_committed_corpus_holds_nothing_of_the_validation_split(committed):
+    corpus = list(read_examples(DATA / CORPUS))
+    assert len(corpus) > 20000
+    valid = committed["valid.tsv.gz"]
+    valid_sources = {e.group for e in valid}
+    valid_lines = {clean_text(e.text) for e in valid}
+    train_lines = {clean_text(e.text) for e in committed["train.tsv.gz"]}
+    lines = [clean_text(e.text) for e in corpus]
+    assert all(e.labels == [] and e.text for e in corpus)
+    assert not {e.group for e in corpus} & valid_sources
+    assert not any(bd.is_validation_source(e.group, seed=0) for e in corpus)
+    assert not set(lines) & valid_lines
+    assert not set(lines) & train_lines and len(set(lines)) == len(lines)

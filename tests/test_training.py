@@ -71,12 +71,25 @@ def write_dataset(path: Path, n: int, seed: int) -> None:
             f.write(f"pkg{i}\tsrc{i}\t{' '.join(labels)}\t{text}\n")
 
 
+CORPUS_WORD = "zorblax"  # only in the tiny pretraining corpus
+
+
+def write_corpus(path: Path, n: int, seed: int) -> None:
+    """A tiny unlabelled pretraining corpus, in the format of data/pretrain.tsv.gz."""
+    rng = random.Random(seed)
+    words = " ".join(TOPICS.values()).split()
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(f"extra{i}\textra{i}\t\t{' '.join(rng.sample(words, 8))} {CORPUS_WORD.upper()}\n")
+
+
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("tiny_dataset")
     write_dataset(d / "train.tsv.gz", 400, seed=1)
     write_dataset(d / "valid.tsv.gz", 80, seed=2)
-    return {"train": d / "train.tsv.gz", "valid": d / "valid.tsv.gz"}
+    write_corpus(d / "pretrain.tsv.gz", 30, seed=3)
+    return {"train": d / "train.tsv.gz", "valid": d / "valid.tsv.gz", "corpus": d / "pretrain.tsv.gz"}
 
 
 TINY_OVERRIDES = ["--set", "dim=8", "--set", "epoch=5", "--set", "bucket=2000", "--set", "lr=0.5",
@@ -89,7 +102,8 @@ TINY_OVERRIDES = ["--set", "dim=8", "--set", "epoch=5", "--set", "bucket=2000", 
 def run_train(tiny_dataset, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """Run the real CLI entry point, `python -m training.train`, on the tiny dataset."""
     cmd = [sys.executable, "-m", "training.train", "--preset", "default", "--output", str(out),
-           "--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]), *TINY_OVERRIDES, *extra]
+           "--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]), *TINY_OVERRIDES,
+           "--pretrain-set", f"corpus={tiny_dataset['corpus']}", *extra]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -190,7 +204,10 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     assert m["p_at_5"] == pytest.approx(2 / 5)
     assert m["labels"] == 4 and m["train_examples"] == 400 and m["valid_examples"] == 80
     assert m["params"]["dim"] == 8 and m["params"]["epoch"] == 5
-    assert m["quantize_params"]["cutoff"] == 300 and m["quantize_params"]["retrain"] is True
+    assert m["quantize_params"]["cutoff"] == 300 and m["quantize_params"]["refit_norms"] is True
+    # refit_norms is done after fastText, not passed to it; the log names the refit.
+    assert "-refit_norms" not in m["quantize_args"] and "-qnorm" in m["quantize_args"]
+    assert "norm codebook refitted: {'rows': 300" in trained["stderr"]
     assert m["training_seconds"] > 0
     # Python metrics agree with `fasttext test` (printed with 3 significant digits).
     assert m["fasttext_test"]["p_at_1"] == pytest.approx(m["fasttext_test"]["python_p_at_1"], abs=6e-4)
@@ -206,19 +223,48 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     assert "step 3/6: fasttext supervised" in trained["stderr"] and "Progress:" in trained["stderr"]
 
 
-def test_pretrain_step_builds_vectors_from_training_split(trained, tiny_dataset):
-    """The default preset's pretraining: word vectors from the training texts, with the supervised dim."""
+def test_pretrain_step_builds_vectors_from_training_split_and_corpus(trained, tiny_dataset):
+    """The default preset's pretraining: word vectors from the training texts and the corpus, with the supervised dim."""
     m = trained["metrics"]
     pretrain = get_preset("default")["pretrain"]
-    assert pretrain is not None and m["pretrain_params"] == {**pretrain, "minn": 3, "maxn": 4, "bucket": 2000, "dim": 8}
-    assert "step 2/6: fasttext skipgram word vectors on the training texts only" in trained["stderr"]
+    corpus = str(tiny_dataset["corpus"])
+    assert pretrain is not None and m["pretrain_params"] == {
+        **pretrain, "corpus": corpus, "minn": 3, "maxn": 4, "bucket": 2000, "dim": 8}
+    assert f"step 2/6: fasttext skipgram word vectors on the training texts and 30 texts of {corpus}" in trained["stderr"]
     assert m["pretrain_seconds"] > 0
     vec = trained["build"] / "vectors.vec"
     assert m["params"]["pretrainedVectors"] == str(vec.resolve())
     assert tr.read_vec_dim(vec) == 8 and not (trained["build"] / "vectors.bin").exists()
-    # Only training text: the vectors' input file is the cleaned training split, line for line.
+    # The vectors' input file is the cleaned training split, then the cleaned corpus, line for line;
+    # no validation text.
     train_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["train"])]
-    assert (trained["build"] / "train.text.txt").read_text().splitlines() == train_texts
+    corpus_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["corpus"])]
+    assert all(text.endswith(f" {CORPUS_WORD}") for text in corpus_texts)
+    assert (trained["build"] / "train.text.txt").read_text().splitlines() == train_texts + corpus_texts
+    # ... and fastText learnt a vector for the word only the corpus has.
+    assert CORPUS_WORD in {line.split(" ", 1)[0] for line in vec.read_text().splitlines()[1:]}
+
+
+def test_default_preset_pretrains_on_the_committed_corpus():
+    corpus = get_preset("default")["pretrain"]["corpus"]
+    assert corpus == "data/pretrain.tsv.gz" and (ROOT / corpus).is_file()
+
+
+def test_pretraining_without_a_corpus(tiny_dataset, tmp_path):
+    result = run_train(tiny_dataset, tmp_path / "nocorpus.bin", "--no-quantize", "--pretrain-set", "corpus=none",
+                       "--build-dir", str(tmp_path / "build"))
+    assert "word vectors on the training texts and 0 texts of no further corpus" in result.stderr
+    train_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["train"])]
+    assert (tmp_path / "build" / "train.text.txt").read_text().splitlines() == train_texts
+
+
+def test_missing_corpus_fails_before_training(tiny_dataset, tmp_path):
+    cmd = [sys.executable, "-m", "training.train", "--preset", "default", "--output", str(tmp_path / "m.bin"),
+           "--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]), *TINY_OVERRIDES,
+           "--pretrain-set", f"corpus={tmp_path / 'absent.tsv.gz'}"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "absent.tsv.gz" in result.stderr
+    assert "step 3/6" not in result.stderr and not (tmp_path / "m.bin").exists()
 
 
 def test_no_pretrain(tiny_dataset, tmp_path):
@@ -347,3 +393,23 @@ def test_autotune_grid_table(tiny_dataset, tmp_path, monkeypatch, capsys):
     assert "tiny-q-lr0.5" in out and "P@1" in out and "R@5" in out
     # The unquantized dim-4 model is over the 0.02 MiB budget; the quantized one fits and wins.
     assert "Winner within 0.02 MiB: tiny-q-lr0.5" in out
+
+
+# --- the cross-check against `fasttext test` --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ft_p_at_1, expected", [(0.9, "within what ties explain"), (0.3, "WARNING")])
+def test_cross_check_explains_differences_that_ties_at_the_cut_off_allow(monkeypatch, capsys, ft_p_at_1, expected):
+    # Ten texts with gold label "a": three answers tie "a" and "b" at rank 1 in the k=50 order (b first).
+    tied = [("b", 1.0), ("a", 1.0), ("c", 0.1)]
+    clear = [("a", 0.9), ("b", 0.1), ("c", 0.05)]
+    predictions = [tied] * 3 + [clear] * 7
+    gold = [["a"]] * 10
+    # fastText's own k=1 answer may put "a" first in the tied texts: up to 3 more correct, not 4 fewer.
+    answers = {1: {"n": 10, "precision": ft_p_at_1, "recall": ft_p_at_1}, 5: {"n": 10, "precision": 0.2, "recall": 1.0}}
+    monkeypatch.setattr(ft, "fasttext_test", lambda binary, model, path, k: answers[k])
+    result = tr.cross_check(Path("fasttext"), Path("model.bin"), Path("valid.txt"), gold, predictions, {"a", "b", "c"})
+    assert result["python_p_at_1"] == pytest.approx(0.7) and result["p_at_1"] == ft_p_at_1
+    log = capsys.readouterr().err
+    assert expected in log
+    assert ("WARNING" in log) == (expected == "WARNING")

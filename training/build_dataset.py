@@ -5,7 +5,9 @@
 
 Each output line is `package<TAB>source<TAB>label1 label2 ...<TAB>text`: the labels are
 the package's debtags spelled as hashtag bodies, the text its raw English description
-on one line (cleaning happens later, in training).
+on one line (cleaning happens later, in training). `pretrain.tsv.gz` has the same
+format with no labels: the other descriptions of the index (packages without debtags
+among them), for word-vector pretraining, with nothing from the validation split.
 """
 
 import argparse
@@ -22,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from text_cleaning import clean_text
 from training.dataset import Example
 
 SUITE = "bookworm"
@@ -58,6 +61,9 @@ class Stats:
     duplicates_dropped: int = 0
     duplicates_with_other_labels: int = 0
     unusual_tags: set[str] = dataclasses.field(default_factory=set)
+    corpus_validation_source: int = 0
+    corpus_like_validation_text: int = 0
+    corpus_like_training_text: int = 0
 
 
 def log(message: str) -> None:
@@ -178,8 +184,36 @@ def split_by_source(examples: Iterable[Example], seed: int) -> tuple[list[Exampl
     return train, valid
 
 
-def build(packages_text: str, translations_text: str, seed: int) -> tuple[list[Example], list[Example], Stats]:
-    """Return (train, valid, stats) from the plain-text Packages and Translation-en files."""
+def pretraining_corpus(packages: Iterable[Package], translations: dict[str, str], train: list[Example],
+                       valid: list[Example], seed: int, stats: Stats) -> list[Example]:
+    """The descriptions of all packages, tagged or not, that neither split holds, as unlabelled examples.
+
+    Nothing of the validation split gets in: no package of a source that the split assigns to
+    validation, and no text that cleans (text_cleaning.clean_text, as training does) to the
+    line of a validation text. Texts that clean like a training text or like an earlier corpus
+    text are left out too: pretraining reads the training split's texts anyway.
+    """
+    validation_lines = {clean_text(e.text) for e in valid}
+    seen = {clean_text(e.text) for e in train}
+    corpus = []
+    for package in packages:
+        if is_validation_source(package.source, seed):
+            stats.corpus_validation_source += 1
+            continue
+        text = document_text(package.summary, translations.get(package.md5, ""))
+        line = clean_text(text)
+        if line in validation_lines:
+            stats.corpus_like_validation_text += 1
+        elif line in seen:
+            stats.corpus_like_training_text += 1
+        elif line:
+            seen.add(line)
+            corpus.append(Example(package.name, package.source, [], text))
+    return corpus
+
+
+def build(packages_text: str, translations_text: str, seed: int) -> tuple[list[Example], list[Example], list[Example], Stats]:
+    """Return (train, valid, pretraining corpus, stats) from the plain-text Packages and Translation-en files."""
     stats = Stats()
     packages = parse_packages(packages_text)
     translations = parse_translations(translations_text)
@@ -187,7 +221,9 @@ def build(packages_text: str, translations_text: str, seed: int) -> tuple[list[E
     examples = drop_duplicates(label_packages(packages, translations, stats), stats)
     train, valid = split_by_source(examples, seed)
     log(f"{len(examples)} examples: {len(train)} train, {len(valid)} valid")
-    return train, valid, stats
+    corpus = pretraining_corpus(packages, translations, train, valid, seed, stats)
+    log(f"{len(corpus)} further texts for pretraining")
+    return train, valid, corpus, stats
 
 
 def write_examples(path: Path, examples: Iterable[Example]) -> None:
@@ -207,7 +243,8 @@ def write_labels(path: Path, examples: list[Example]) -> None:
     path.write_text("".join(f"{label}\t{count}\n" for label, count in label_counts(examples)))
 
 
-def readme(train: list[Example], valid: list[Example], stats: Stats, fetched: str, index_date: str) -> str:
+def readme(train: list[Example], valid: list[Example], corpus: list[Example], stats: Stats, fetched: str,
+           index_date: str) -> str:
     """Return data/README.md: provenance, counts, format and how to rebuild."""
     examples = train + valid
     n_labels = sum(len(e.labels) for e in examples)
@@ -237,6 +274,11 @@ hashtags (`#label` is recognised by `text_cleaning.extract_hashtags`).
 - Labels: {len(label_counts(examples))} ({len(label_counts(train))} occur in train,
   {len(label_counts(valid))} in valid); {n_labels / len(examples):.2f} labels per package on average.
 - Debtags with characters other than letters, digits, `-`, `:` and `+` (mapped to `-`): {odd}.
+- Pretraining corpus (`pretrain.tsv.gz`): {len(corpus)} further descriptions
+  ({sum(len(clean_text(e.text).split()) for e in corpus)} tokens after `clean_text`), from all packages of the index,
+  with or without debtags, except: {stats.corpus_validation_source} packages of a validation source (whether
+  tagged or not), {stats.corpus_like_validation_text} texts that clean like a validation text, and
+  {stats.corpus_like_training_text} texts that clean like a training text or an earlier corpus text.
 
 ## Format
 
@@ -255,7 +297,13 @@ hashtags (`#label` is recognised by `text_cleaning.extract_hashtags`).
   breaks) and then all whitespace, line and paragraph breaks included, collapsed to
   single spaces. No other cleaning: training applies `text_cleaning.clean_text`.
 
-Read it with `training.dataset.read_examples(path)`.
+`pretrain.tsv.gz`: the same format with an empty labels field: the descriptions the
+splits do not hold, for word-vector pretraining only (the `default` preset's `pretrain`
+step reads the training split's texts and these). Nothing of the validation split is in it:
+no package of a validation source (by the hash above, so untagged packages of those sources
+are out too) and no text that cleans to the same line as a validation text.
+
+Read them with `training.dataset.read_examples(path)`.
 
 `labels.txt`: `label<TAB>count` over both files, most frequent first.
 
@@ -269,7 +317,7 @@ This fetches the current index with apt into a temporary directory (the machine'
 own apt lists are untouched); `--mirror URI` overrides the mirror read from
 `/etc/apt/sources.list{{,.d/}}`. `--packages FILE --translations FILE` build from
 already-downloaded, decompressed index files instead. The same index gives
-byte-identical `.tsv.gz` files.
+byte-identical `.tsv.gz` files (for `pretrain.tsv.gz`: with the same `clean_text`).
 """
 
 
@@ -366,13 +414,14 @@ def main(argv: list[str] | None = None) -> None:
         packages_text, translations_text, index_date = fetch_index(args.mirror or configured_mirror())
         fetched = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
 
-    train, valid, stats = build(packages_text, translations_text, args.seed)
+    train, valid, corpus, stats = build(packages_text, translations_text, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_examples(args.out / "train.tsv.gz", train)
     write_examples(args.out / "valid.tsv.gz", valid)
+    write_examples(args.out / "pretrain.tsv.gz", corpus)
     write_labels(args.out / "labels.txt", train + valid)
-    (args.out / "README.md").write_text(readme(train, valid, stats, fetched, index_date))
-    log(f"wrote {args.out}/train.tsv.gz, valid.tsv.gz, labels.txt, README.md")
+    (args.out / "README.md").write_text(readme(train, valid, corpus, stats, fetched, index_date))
+    log(f"wrote {args.out}/train.tsv.gz, valid.tsv.gz, pretrain.tsv.gz, labels.txt, README.md")
 
 
 if __name__ == "__main__":

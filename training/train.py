@@ -32,8 +32,8 @@ from pathlib import Path
 from text_cleaning import clean_text, tag_problem
 from training import fasttext_cli as ft
 from training import metrics as mt
-from training import prepare
-from training.dataset import FORMATS, Example
+from training import prepare, quantization
+from training.dataset import FORMATS, Example, read_examples
 from training.presets import auto_preset, get_preset
 from training.report import write_pr_figure, write_report
 
@@ -113,22 +113,24 @@ def cross_check(binary: Path, model: Path, labelled_file: Path, gold: list[list[
     ours = mt.headline([g for g, _ in kept], [p for _, p in kept])
     result = {"n": ft1["n"], "p_at_1": ft1["precision"], "r_at_5": ft5["recall"],
               "python_p_at_1": ours["p_at_1"], "python_r_at_5": ours["r_at_5"]}
-    # fastText prints 3 significant digits.
-    if ft1["n"] != len(kept) or abs(ft1["precision"] - ours["p_at_1"]) > 6e-4 or abs(ft5["recall"] - ours["r_at_5"]) > 6e-4:
-        ties = sum(1 for _, p in kept if tied_at_the_top(p))
-        if ft1["n"] == len(kept) and abs(ft1["precision"] - ours["p_at_1"]) * len(kept) <= ties + 1 \
-                and abs(ft5["recall"] - ours["r_at_5"]) <= abs(ft1["precision"] - ours["p_at_1"]) + 6e-4:
-            log(f"  fasttext test differs by {ft1['precision'] - ours['p_at_1']:+.4f} P@1 only where several "
-                f"hashtags tie for first place ({ties} texts): fastText orders tied labels differently for "
-                f"k=1 than for k={PREDICT_K}; the metrics here use the k={PREDICT_K} order the endpoint serves")
-        else:
-            log(f"WARNING: fasttext test disagrees with the Python metrics: {result}")
+    p1_gap, r5_gap = ft1["precision"] - ours["p_at_1"], ft5["recall"] - ours["r_at_5"]
+    # A tie at the cut-off rank lets fastText's k=1 or k=5 answer keep another label than the
+    # k=50 answer does: each such text can move one correct label in or out.
+    ties1, ties5 = (sum(1 for _, p in kept if tied_at_rank(p, k)) for k in (1, 5))
+    slack = 6e-4  # fastText prints 3 significant digits
+    gold_labels = sum(len(g) for g, _ in kept)
+    if ft1["n"] != len(kept) or abs(p1_gap) > ties1 / len(kept) + slack or abs(r5_gap) > ties5 / gold_labels + slack:
+        log(f"WARNING: fasttext test disagrees with the Python metrics: {result}")
+    elif abs(p1_gap) > slack or abs(r5_gap) > slack:
+        log(f"  fasttext test differs by {p1_gap:+.4f} P@1 and {r5_gap:+.4f} R@5, within what ties explain: "
+            f"{ties1} texts tie at rank 1 and {ties5} at rank 5, and fastText orders tied hashtags differently "
+            f"for k=1 and k=5 than for k={PREDICT_K}; the metrics here use the k={PREDICT_K} order the endpoint serves")
     return result
 
 
-def tied_at_the_top(answer: list[tuple[str, float]]) -> bool:
-    """Whether the top two labels of an answer have the same printed probability."""
-    return len(answer) > 1 and answer[0][1] == answer[1][1]
+def tied_at_rank(answer: list[tuple[str, float]], k: int) -> bool:
+    """Whether the k-th and the next label of an answer have the same printed probability."""
+    return len(answer) > k and answer[k - 1][1] == answer[k][1]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
         qparams = {**(qparams or {}), **parse_overrides(args.quantize_set)}
     if args.no_quantize:
         qparams = None
+    fasttext_qparams = quantization.fasttext_options(qparams)
     pparams = preset.get("pretrain")
     if args.pretrain_set:
         pparams = {**(pparams or {}), **parse_overrides(args.pretrain_set)}
@@ -243,12 +246,18 @@ def main(argv: list[str] | None = None) -> dict:
 
         pretrain_seconds = 0.0
         if pparams is not None:
-            log(f"step 2/6: fasttext {pparams.get('model', 'skipgram')} word vectors on the training texts only")
+            # `corpus` (optional): a dataset file of further texts, pretrained on after the training texts.
+            corpus = pparams.get("corpus")
+            corpus_examples = list(read_examples(ft.ROOT / corpus)) if corpus else []
+            log(f"step 2/6: fasttext {pparams.get('model', 'skipgram')} word vectors on the training texts "
+                f"and {len(corpus_examples)} texts of {corpus or 'no further corpus'}")
             train_text = build / "train.text.txt"
-            ft.write_text_file(train_examples, train_text)
+            ft.write_text_file(train_examples + corpus_examples, train_text)
             vectors = build / "vectors"
             try:
-                pretrain_seconds = ft.pretrain(binary, train_text, vectors, pparams, threads=args.threads)
+                pretrain_seconds = ft.pretrain(binary, train_text, vectors,
+                                               {k: v for k, v in pparams.items() if k != "corpus"},
+                                               threads=args.threads)
             except RuntimeError as e:
                 # fastText 0.9.3 can abort on NaN here for a very small corpus; the supervised
                 # model trains fine without the vectors, so carry on rather than fail the run.
@@ -275,9 +284,11 @@ def main(argv: list[str] | None = None) -> dict:
         final_model = unquantized
         if qparams is not None:
             log("step 5/6: fasttext quantize")
-            quantize_seconds = ft.quantize(binary, train_file, prefix, qparams, threads=args.threads)
+            quantize_seconds = ft.quantize(binary, train_file, prefix, fasttext_qparams, threads=args.threads)
             final_model = prefix.with_suffix(".ftz")
             log(f"  quantized in {quantize_seconds:.1f} s: {final_model.stat().st_size:,} bytes")
+            if qparams.get(quantization.REFIT_NORMS):
+                log(f"  norm codebook refitted: {quantization.refit_norms(unquantized, final_model)}")
             final, predictions = evaluate(binary, final_model, valid_text, gold)
             log("  " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
         else:
@@ -321,8 +332,8 @@ def main(argv: list[str] | None = None) -> dict:
             "params": params,
             "quantize_params": qparams,
             "train_args": ft.params_to_args(params),
-            "quantize_args": ft.params_to_args({k: v for k, v in (qparams or {}).items() if not isinstance(v, bool)})
-            + [f"-{k}" for k, v in (qparams or {}).items() if v is True],
+            "quantize_args": ft.params_to_args({k: v for k, v in fasttext_qparams.items() if not isinstance(v, bool)})
+            + [f"-{k}" for k, v in fasttext_qparams.items() if v is True],
         }
         paths["metrics"].write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         frequent = [label for label, _ in label_counts.most_common(TOP_LABELS)]
