@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 FASTTEXT_VERSION = "0.9.3"
 LABEL_PREFIX = "__label__"
+_PREFIX_LENGTH = len(LABEL_PREFIX)
 
 _MODEL_MAGIC = 793712314
 _MODEL_MAX_FORMAT_VERSION = 12
@@ -68,19 +69,15 @@ def parse_answer(line: str, limit: int | None = None) -> list[tuple[str, float]]
     """Turn one `__label__a 0.9 __label__b 0.1` answer line into (label, probability) pairs,
     only the first `limit` of them when given (the line holds the process's k, often 50)."""
     fields = line.split() if limit is None else line.split(None, 2 * limit)[: 2 * limit]
-    if len(fields) % 2:
+    labels, printed = fields[::2], fields[1::2]
+    if len(labels) != len(printed) or not all(label.startswith(LABEL_PREFIX) for label in labels):
         raise FastTextError("fastText gave an answer that could not be parsed")
     pairs = []
-    for label, prob in zip(fields[::2], fields[1::2]):
-        if not label.startswith(LABEL_PREFIX):
-            raise FastTextError("fastText gave an answer that could not be parsed")
-        pairs.append((label[len(LABEL_PREFIX):], _probability(prob)))
+    for label, p in zip(labels, printed):
+        # predict-prob prints exp(log(p + 1e-5)): undo the offset, so 1.00001 is 1 and 1e-05 is 0.
+        probability = round(float(p) - 1e-5, 6)
+        pairs.append((label[_PREFIX_LENGTH:], 1.0 if probability > 1 else probability if probability > 0 else 0.0))
     return pairs
-
-
-def _probability(printed: str) -> float:
-    # predict-prob prints exp(log(p + 1e-5)): undo the offset, so 1.00001 is 1 and 1e-05 is 0.
-    return min(1.0, max(0.0, round(float(printed) - 1e-5, 6)))
 
 
 class FastTextProcess:
@@ -182,21 +179,26 @@ class FastTextProcess:
             sel.register(proc.stdin, selectors.EVENT_WRITE)
         try:
             while len(lines) < expected_lines:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FastTextTimeout(self._timeout_reason())
-                for key, _ in sel.select(remaining):
-                    if key.fileobj is proc.stdin:
-                        pending = pending[self._write_some(proc, pending):]
-                        if not pending:
-                            sel.unregister(proc.stdin)
-                            watching_stdin = False
-                    else:
-                        chunk = self._read_some(proc)
-                        out += chunk
-                        *complete, rest = out.split(b"\n")
-                        lines.extend(complete)
-                        out = bytearray(rest)
+                # On one CPU fastText has mostly answered by the time the write returns (it runs
+                # as soon as its input arrives): read first, and wait only if nothing is there.
+                chunk = b"" if watching_stdin else self._read_now(proc)
+                if not chunk:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise FastTextTimeout(self._timeout_reason())
+                    for key, _ in sel.select(remaining):
+                        if key.fileobj is proc.stdin:
+                            pending = pending[self._write_some(proc, pending):]
+                            if not pending:
+                                sel.unregister(proc.stdin)
+                                watching_stdin = False
+                        else:
+                            chunk = self._read_some(proc)
+                if chunk:
+                    out += chunk
+                    *complete, rest = out.split(b"\n")
+                    lines.extend(complete)
+                    out = bytearray(rest)
         finally:
             if watching_stdin:
                 sel.unregister(proc.stdin)
@@ -219,6 +221,13 @@ class FastTextProcess:
             return 0
         except BrokenPipeError:
             raise _ProcessDied(self._death_reason(proc)) from None
+
+    def _read_now(self, proc: subprocess.Popen) -> bytes:
+        """What fastText has written so far; b"" when nothing yet (the pipe does not block)."""
+        try:
+            return self._read_some(proc)
+        except BlockingIOError:
+            return b""
 
     def _read_some(self, proc: subprocess.Popen) -> bytes:
         chunk = os.read(proc.stdout.fileno(), _READ_CHUNK)

@@ -1,5 +1,6 @@
 """Hashtag recommendations: request validation, cleaning, and fastText's answers shaped for callers."""
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -130,7 +131,8 @@ class Recommender:
     def recommend(self, request: RecommendationRequest) -> list[dict]:
         """Return one result per text, in order, asking fastText once for the whole batch."""
         cleaned = [clean_text(text) for text in request.texts]
-        used = [extract_hashtags(text) for text in request.texts]
+        # Most texts have no "#" and so no hashtags: skip the regex for them.
+        used = [extract_hashtags(text) if "#" in text else [] for text in request.texts]
         answers = self._answers(cleaned, used, request)
         return [self._result(tags, answer, request) for tags, answer in zip(used, answers)]
 
@@ -165,7 +167,7 @@ class Recommender:
         if len(answer) < self.process.k or not _usable(answer[-1][1], request):
             return False
         skip = set(used)
-        return sum("#" + normalize_tag(label) not in skip for label, _ in answer) < request.k
+        return sum(_hashtag(label) not in skip for label, _ in answer) < request.k
 
     def _all_labels_process(self) -> FastTextProcess:
         if self._all_labels is None:
@@ -186,7 +188,7 @@ class Recommender:
         for label, probability in answer:
             if not _usable(probability, request) or len(recommended) == request.k:
                 break
-            hashtag = "#" + normalize_tag(label)
+            hashtag = _hashtag(label)
             if hashtag not in skip:
                 recommended.append({"hashtag": hashtag, "probability": probability})
         return {"hashtags_already_used": used, "hashtags_recommended": recommended}
@@ -218,6 +220,12 @@ class Recommender:
         if self._digest_cache is None or self._digest_cache[0] != key:
             self._digest_cache = (key, file_sha256(self.process.model_path))
         return self._digest_cache[1]
+
+
+@functools.cache  # one entry per label of the model: each request looks up k or more of them
+def _hashtag(label: str) -> str:
+    """The hashtag a model label reads as."""
+    return "#" + normalize_tag(label)
 
 
 def _usable(probability: float, request: RecommendationRequest) -> bool:

@@ -55,4 +55,19 @@ async function bundledModel({ resolveVariable }) {
   return relative.split(path.sep).join('/');
 }
 
-module.exports = { modelS3Uri, modelSha256, bundledModel };
+// The kind of API: rest or http. API keys and usage plans exist only on REST APIs, so an HTTP API
+// asked to require keys is refused rather than deployed open.
+async function apiType({ resolveVariable }) {
+  const type = await resolveVariable('param:apiType');
+  if (type !== 'rest' && type !== 'http') {
+    refuse(`apiType must be rest or http, not '${type}'`);
+  }
+  const keysRequired = ['true', '1'].includes(String(await resolveVariable('param:apiKeyRequired')));
+  if (type === 'http' && keysRequired) {
+    refuse('apiKeyRequired=true needs apiType=rest: HTTP APIs have no API keys or usage plans ' +
+      '(docs/DEPLOYMENT.md, "REST API or HTTP API")');
+  }
+  return type;
+}
+
+module.exports = { modelS3Uri, modelSha256, bundledModel, apiType };

@@ -186,3 +186,56 @@ def parse_cpus(spec: str | None) -> set[int] | None:
     if spec in (None, "", "all"):
         return None
     return {int(c) for c in spec.split(",")}
+
+
+# --- a CPU quota, as Lambda gives a function a share of a vCPU ---------------------------------------
+
+CFS_PERIOD_US = 100_000  # the kernel's default CFS period; Lambda does not document its own
+
+
+def cpu_cgroup_root() -> tuple[Path, int] | None:
+    """(mount point, cgroup version) of a hierarchy with the cpu controller, or None."""
+    try:
+        with open("/proc/mounts") as mounts:
+            entries = [line.split() for line in mounts]
+    except OSError:
+        return None
+    for _, mount, fstype, options, *_ in entries:
+        if fstype == "cgroup2" and "cpu" in (Path(mount) / "cgroup.controllers").read_text().split():
+            return Path(mount), 2
+    for _, mount, fstype, options, *_ in entries:
+        if fstype == "cgroup" and "cpu" in options.split(","):
+            return Path(mount), 1
+    return None
+
+
+def make_cpu_quota_cgroup(name: str, share: float) -> Path:
+    """A child cgroup whose processes together get `share` of one CPU (CFS bandwidth control).
+    Raises OSError where this machine does not allow it (no cpu controller, not root, ...)."""
+    found = cpu_cgroup_root()
+    if found is None:
+        raise OSError("no cgroup hierarchy with the cpu controller is mounted")
+    root, version = found
+    path = root / name
+    path.mkdir(exist_ok=True)
+    quota = max(1000, round(share * CFS_PERIOD_US))
+    if version == 2:
+        (root / "cgroup.subtree_control").write_text("+cpu")
+        (path / "cpu.max").write_text(f"{quota} {CFS_PERIOD_US}")
+    else:
+        (path / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+        (path / "cpu.cfs_quota_us").write_text(str(quota))
+    return path
+
+
+def join_cgroup(path: str | Path) -> None:
+    """Move this process into the cgroup; children started afterwards are in it too."""
+    (Path(path) / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def remove_cgroup(path: Path) -> None:
+    """Remove a cgroup made by make_cpu_quota_cgroup, once its processes have exited."""
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        pass

@@ -3,7 +3,8 @@
 bench/run.py starts each of these with a JSON configuration and reads back the JSON
 result it writes to cfg["out"]. The CPU affinity (cfg["cpus"]) is set first, before
 anything starts a fastText child, so every child inherits it (Lambda below 1769 MB
-gives a function one vCPU).
+gives a function one vCPU); so is the CPU-quota cgroup (cfg["cgroup"]) when bench/cost.py
+gives one, to run as a Lambda function of a given memory size runs.
 
 kinds:
   handler  warm requests through handler.tagRecommendations (API Gateway v1 events),
@@ -12,9 +13,12 @@ kinds:
   pipe     the long-lived fastText child alone: cleaned lines over a bare pipe, nothing parsed
   seed     the seed's design: a new `fasttext predict-prob` process per request
   cold     fresh interpreters that import handler and answer one request, against `python -c pass`
+  memory   peak resident memory (VmHWM) of a fresh handler process and its fastText child, idle
+           after one request and after a batch of 100 long texts with k=50
 """
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -30,9 +34,10 @@ MAX_K = 50  # the runtime's `fasttext predict-prob MODEL - 50`
 
 
 class LambdaContext:
-    """The one attribute of Lambda's context object the handler reads."""
+    """The one attribute of Lambda's context object the handler reads: a UUID, as Lambda's request
+    ids are (for anything else the handler makes a fresh UUID of its own, which Lambda never needs)."""
 
-    aws_request_id = "bench-0000"
+    aws_request_id = "8f7d6c5b-4a39-4e2f-9d1c-0b7a6e5f4d3c"
 
 
 def use_runtime(cfg: dict) -> None:
@@ -100,6 +105,7 @@ def handler_worker(cfg: dict) -> dict:
             "texts_per_s": i * size / wall,
             "errors": batch_errors,
             "latency": benchlib.summarize(batch_durations),
+            "billed_ms_mean": billed_ms_mean(batch_durations),
         }
 
     process = handler.recommender.process
@@ -112,6 +118,11 @@ def handler_worker(cfg: dict) -> dict:
     }
     process.close()
     return result
+
+
+def billed_ms_mean(seconds: list[float]) -> float:
+    """Lambda bills each invocation's duration rounded up to the next millisecond."""
+    return sum(math.ceil(s * 1000) for s in seconds) / len(seconds)
 
 
 def floor_worker(cfg: dict) -> dict:
@@ -291,12 +302,59 @@ def cold_worker(cfg: dict) -> dict:
     return result
 
 
+_MEMORY_CHILD = """\
+import json, sys
+import handler
+
+def hwm_kib(pid):
+    with open("/proc/%s/status" % pid) as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+out = []
+for line in sys.stdin:
+    response = handler.tagRecommendations(json.loads(line), None)
+    out.append({"status": response["statusCode"], "python_kib": hwm_kib("self"),
+                "fasttext_kib": hwm_kib(handler.recommender.process.pid)})
+handler.recommender.process.close()
+print(json.dumps(out))
+"""
+
+
+def memory_worker(cfg: dict) -> dict:
+    """Peak memory the way Lambda's "Max Memory Used" counts it: the handler's Python and its
+    fastText child, each VmHWM (peak resident set), in a fresh interpreter from a package
+    directory without .pyc. Steps: one text (idle after the first request), then the longest
+    validation texts, 100 in a batch with k=50 (the largest answer a request can ask for)."""
+    texts = benchlib.load_texts()
+    # The longest texts that still fit 100 to a request body (handler.MAX_BODY_BYTES).
+    budget = benchlib.MAX_BODY_BYTES // 100 - 16
+    longest = [t for t in sorted(texts, key=len, reverse=True) if len(json.dumps(t).encode()) <= budget][:100]
+    bodies = [{"text": texts[0]}, {"texts": longest, "k": 50}]
+    events = "".join(json.dumps(benchlib.apigw_event(json.dumps(b))) + "\n" for b in bodies)
+    env = dict(os.environ, MODEL_PATH=cfg["model"], FASTTEXT_BINARY=str(benchlib.FASTTEXT), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("MODEL_S3_URI", None)
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        package = make_package(Path(cfg["runtime"]), Path(tmp) / "task")
+        proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD], cwd=package, env=env, input=events,
+                              capture_output=True, text=True, timeout=120, check=True)
+    idle, batch = json.loads(proc.stdout.splitlines()[-1])
+    return {
+        "idle": idle,
+        "batch": batch,
+        "batch_texts": len(longest),
+        "batch_mean_chars": sum(map(len, longest)) / len(longest),
+        "request_bytes": len(json.dumps(bodies[1]).encode()),
+    }
+
+
 WORKERS = {"handler": handler_worker, "floor": floor_worker, "pipe": pipe_worker, "seed": seed_worker,
-           "cold": cold_worker}
+           "cold": cold_worker, "memory": memory_worker}
 
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
+    if cfg.get("cgroup"):
+        benchlib.join_cgroup(cfg["cgroup"])
     cpus = benchlib.parse_cpus(cfg.get("cpus"))
     if cpus is not None:
         os.sched_setaffinity(0, cpus)

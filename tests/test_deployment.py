@@ -2,12 +2,13 @@
 (zip, CloudFormation template), and the stack that `serverless deploy` would build from it,
 built in moto the way osls does it.
 
-Three configurations, each packaged once by the real CLI in a temporary copy of the project:
+Four configurations, each packaged once by the real CLI in a temporary copy of the project:
   default   stage dev: no params (x86_64, bundled model, no concurrency settings, no API key)
   prod      stage prod: model from S3 (--param), its checksum, reserved concurrency, memory,
             /tmp size, API key with usage-plan throttling
   graviton  stage graviton: arm64, model from S3 given as env MODEL_S3_URI without checksum,
             provisioned and reserved concurrency
+  http      stage web: an HTTP API (apiType=http) with a stage throttle instead of a REST API
 
 moto 5 stands in for CloudFormation, S3, Lambda, API Gateway, IAM and CloudWatch Logs, with
 known gaps; each is checked on the template instead, and a test pins the list so that a new
@@ -97,6 +98,15 @@ PSEUDO_PARAMETERS = {
 #   DescribeStackResource          fails for a resource listed after a skipped one: the deploy
 #                                  steps use it (as osls does) only for the deployment bucket,
 #                                  which comes first.
+# moto 5.2 has an apigatewayv2 backend, but its CloudFormation creates none of the HTTP API's
+# resources: the apiType=http stack comes up in moto without them (test_http_api_stack_in_moto),
+# and the API, its routes, integration, stage and CORS are template checks (test_http_api_*).
+MOTO_UNSUPPORTED_HTTP_API = {
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Stage",
+}
 MOTO_UNSUPPORTED = {
     "AWS::S3::BucketPolicy",
     "AWS::ApiGateway::ApiKey",
@@ -180,6 +190,11 @@ CONFIGS = {
         args=["--stage", "graviton", "--param=architecture=arm64", "--param=provisionedConcurrency=2",
               "--param=reservedConcurrency=5"],
         env={"MODEL_S3_URI": MODEL_URI},
+    ),
+    "http": Config(
+        "http", stage="web", architecture="x86_64", model_in_s3=False,
+        args=["--stage", "web", "--param=apiType=http", "--param=throttleRateLimit=25",
+              "--param=throttleBurstLimit=50"],
     ),
 }
 
@@ -413,7 +428,7 @@ def test_defaults_reserve_nothing_provision_nothing_and_need_no_api_key(packages
     default = packages("default")
     function = default.function
     assert "ReservedConcurrentExecutions" not in function
-    assert function["MemorySize"] == 1024
+    assert function["MemorySize"] == 1769
     assert function["EphemeralStorage"] == {"Size": 512}
     assert default.of_type("AWS::Lambda::Alias") == {}
     assert "ProvisionedConcurrencyConfig" not in json.dumps(default.template)
@@ -421,6 +436,7 @@ def test_defaults_reserve_nothing_provision_nothing_and_need_no_api_key(packages
         assert default.of_type(resource_type) == {}, resource_type
     methods = default.methods()
     assert set(methods) == {(method, path) for path in ROUTES for method in ("ANY", "OPTIONS")}
+    assert default.of_type("AWS::ApiGatewayV2::Api") == {}, "a REST API unless apiType=http"
     assert {key: m.get("ApiKeyRequired", False) for key, m in methods.items()} == dict.fromkeys(methods, False)
 
 
@@ -485,6 +501,72 @@ def test_deployment_bucket_only_accepts_tls(packages):
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": False}}
     resources = evaluate(with_refs(statement["Resource"], ServerlessDeploymentBucket="the-bucket"))
     assert sorted(resources) == ["arn:aws:s3:::the-bucket", "arn:aws:s3:::the-bucket/*"]
+
+
+def test_http_api_replaces_the_rest_api(packages):
+    """apiType=http: an HTTP API with the same routes, every method sent to the function as payload
+    v2 events, CORS answered by API Gateway, and a stage-wide throttle in place of a usage plan."""
+    http = packages("http")
+    assert [r for r in http.resources.values() if r["Type"].startswith("AWS::ApiGateway::")] == []
+    (api_id, api), = http.of_type("AWS::ApiGatewayV2::Api").items()
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+    cors = api["Properties"]["CorsConfiguration"]
+    assert cors["AllowOrigins"] == ["*"]
+    assert {"GET", "POST", "OPTIONS"} <= set(cors["AllowMethods"])
+    assert "Content-Type" in cors["AllowHeaders"]
+    (integration_id, integration), = http.of_type("AWS::ApiGatewayV2::Integration").items()
+    assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": [FUNCTION, "Arn"]}
+    routes = [r["Properties"] for r in http.of_type("AWS::ApiGatewayV2::Route").values()]
+    assert sorted(r["RouteKey"] for r in routes) == sorted(f"ANY {path}" for path in ROUTES)
+    for route in routes:
+        assert route["ApiId"] == {"Ref": api_id}
+        assert route["Target"] == {"Fn::Join": ["/", ["integrations", {"Ref": integration_id}]]}
+        assert route.get("AuthorizationType", "NONE") == "NONE"
+    (stage,) = http.of_type("AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["StageName"] == "$default" and stage["Properties"]["AutoDeploy"] is True
+    # --param values arrive as strings, which CloudFormation takes for numbers (cfn-lint agrees).
+    throttle = {k: float(v) for k, v in stage["Properties"]["DefaultRouteSettings"].items()}
+    assert throttle == {"ThrottlingRateLimit": 25, "ThrottlingBurstLimit": 50}
+    (permission,) = http.of_type("AWS::Lambda::Permission").values()
+    source = evaluate(with_refs(permission["Properties"]["SourceArn"], HttpApi="abc123"))
+    assert source == f"arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/*"
+    assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    url = evaluate(with_refs(http.template["Outputs"]["HttpApiUrl"]["Value"], HttpApi="abc123"))
+    assert url == f"https://abc123.execute-api.{REGION}.amazonaws.com"
+
+
+def test_default_throttle_params_set_the_http_api_stage_throttle(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    run_cli(service, "package", "--param=apiType=http")
+    template = json.loads((service / ".serverless" / "cloudformation-template-update-stack.json").read_text())
+    (stage,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert stage["Properties"]["DefaultRouteSettings"] == {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}
+
+
+def refused_package(service: Path, *args: str) -> str:
+    """Run `serverless package` that must fail; returns its output. Nothing may be packaged."""
+    result = subprocess.run(
+        [str(SERVERLESS), "package", *args],
+        cwd=service, env=cli_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode != 0
+    assert not (service / ".serverless" / ZIP_NAME).exists()
+    return result.stdout + result.stderr
+
+
+def test_http_api_with_api_keys_is_refused_not_silently_open(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    output = refused_package(service, "--param=apiType=http", "--param=apiKeyRequired=true")
+    assert "apiKeyRequired=true needs apiType=rest" in output
+    assert "HTTP APIs have no API keys or usage plans" in output
+
+
+def test_unknown_api_type_is_refused(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    output = refused_package(service, "--param=apiType=websocket")
+    assert "apiType must be rest or http" in output
 
 
 # --- the stack, in moto -----------------------------------------------------------------------------
@@ -641,6 +723,25 @@ def test_stack_has_every_resource_moto_supports(deployed):
     assert missing <= MOTO_UNSUPPORTED
     assert all(r["ResourceStatus"].endswith("_COMPLETE") for r in created.values())
     assert {created[k]["ResourceType"] for k in created} == {wanted[k]["Type"] for k in created}
+
+
+def test_http_api_stack_in_moto(stacks):
+    """The apiType=http stack deploys in moto with everything but the HTTP API's own resources,
+    which moto's CloudFormation skips (MOTO_UNSUPPORTED_HTTP_API); no REST API is created."""
+    deployed = stacks("http")
+    packaged = deployed.packaged
+    cf = deployed.client("cloudformation")
+    created = {r["LogicalResourceId"] for r in cf.list_stack_resources(StackName=packaged.stack_name)["StackResourceSummaries"]}
+    wanted = {**packaged.create_template["Resources"], **packaged.resources}
+    missing = {wanted[k]["Type"] for k in set(wanted) - created}
+    assert missing == deployed.skipped
+    assert missing - MOTO_UNSUPPORTED == MOTO_UNSUPPORTED_HTTP_API
+    config = deployed.function_config
+    assert config["Handler"] == "handler.tagRecommendations"
+    assert config["MemorySize"] == packaged.function["MemorySize"]
+    assert config["Environment"]["Variables"] == packaged.function["Environment"]["Variables"]
+    names = [a["name"] for a in deployed.client("apigateway").get_rest_apis()["items"]]
+    assert f"web-{SERVICE}" not in names
 
 
 def test_function_deployed_with_its_configuration_and_code(deployed):

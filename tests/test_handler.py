@@ -1,6 +1,7 @@
 """The Lambda function called the way API Gateway and direct invocation call it, with a real tiny model."""
 
 import json
+import logging
 import os
 import signal
 import uuid
@@ -337,6 +338,26 @@ def test_one_structured_log_line_per_request_without_the_text(app, logs):
     assert entry["request_id"] == LambdaContext().aws_request_id
     assert entry["status"] == 200 and entry["texts"] == 2 and entry["latency_ms"] >= 0
     assert "secret" not in json.dumps(lines)
+
+
+def test_request_line_has_the_log_formatters_shape_and_follows_the_log_level(app, logs):
+    """The per-request line is written without a LogRecord (bench/README.md): it must still read
+    as the formatter writes every other line, and LOG_LEVEL above INFO must still silence it."""
+    call(app, rest_event({"text": "a python text"}))
+    (entry,) = [line for line in logs() if line["message"] == "request"]
+    assert list(entry)[:3] == ["level", "logger", "message"]  # as _JsonLogFormatter orders them
+    assert list(entry)[-4:] == ["route", "status", "latency_ms", "texts"]
+    assert entry["request_id"] == LambdaContext().aws_request_id
+    assert entry["level"] == "INFO" and entry["logger"] == "tagRecommendations"
+    assert entry["route"] == "/recommendations" and entry["status"] == 200 and entry["texts"] == 1
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # what LOG_LEVEL=WARNING sets at import
+    try:
+        call(app, rest_event({"text": "a python text"}))
+    finally:
+        root.setLevel(level)
+    assert [line for line in logs() if line["message"] == "request"] == []
 
 
 def test_request_text_is_logged_only_when_asked(app, logs, monkeypatch):

@@ -204,7 +204,7 @@ def test_package_template_describes_the_function_and_its_routes(packaged, servic
     assert function["Handler"] == "handler.tagRecommendations"
     assert function["Runtime"] == "python3.12"
     assert function["Architectures"] == ["x86_64"]
-    assert function["MemorySize"] == 1024
+    assert function["MemorySize"] == 1769  # one full vCPU (docs/DEPLOYMENT.md, "Memory size and cost")
     env = function["Environment"]["Variables"]
     assert env == {"MODEL_PATH": "model.bin", "FASTTEXT_BINARY": "fasttext", "PREDICT_TIMEOUT_SECONDS": "5"}
     # API Gateway gives up after 29 s; fastText's own timeout must fire well before Lambda's.
@@ -300,9 +300,10 @@ class OfflineServer:
 
     def __init__(self, service: Path, log_path: Path, command=None, args: tuple[str, ...] = ()):
         """`command(port)`, when given, is what starts the server on `port` (`make serve`, say);
-        `args` are more arguments for `serverless offline start` otherwise."""
+        `args` are more arguments for `serverless offline start` otherwise; with --param=apiType=http
+        the routes have no stage prefix."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/dev"
+        self.url = f"http://127.0.0.1:{self.port}" + ("" if "--param=apiType=http" in args else "/dev")
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
@@ -502,3 +503,26 @@ def test_offline_stops_with_its_whole_process_group(service, tmp_path):
     assert live_processes_in_group(server.pgid) == []
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+
+
+def test_offline_serves_the_http_api_with_v2_events(service, tmp_path):
+    """apiType=http: serverless offline serves the httpApi routes (no stage prefix, payload format
+    2.0 events for the handler) and answers the CORS preflight."""
+    with offline_server(service, tmp_path / "offline.log", args=("--param=apiType=http",)) as server:
+        status, _, raw = request(server.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode(),
+                                 {"Content-Type": "application/json"})
+        assert status == 200, raw
+        assert json.loads(raw)["hashtags_recommended"][0]["hashtag"] == "#python"
+        status, _, raw = request(server.url + "/health")
+        assert status == 200 and json.loads(raw)["status"] == "ok", raw
+        status, headers, raw = request(server.url + "/health", b"{}", method="POST")
+        assert status == 405 and headers["Allow"] == ", ".join((*ROUTES["/health"], "OPTIONS")), raw
+        status, _, raw = request(server.url + "/dev/health")
+        assert status == 404, "an HTTP API's $default stage has no stage in its paths"
+        status, headers, _ = request(
+            server.url + "/recommendations",
+            headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"},
+            method="OPTIONS",
+        )
+        assert status in (200, 204)
+        assert headers["Access-Control-Allow-Origin"] in ("*", "https://example.org")
