@@ -239,3 +239,14 @@ def remove_cgroup(path: Path) -> None:
         path.rmdir()
     except FileNotFoundError:
         pass
+
+
+def ms(value: float) -> str:
+    """A duration in milliseconds, with the precision a table wants: 1,234 ms, 12.3 ms, 1.23 ms, 123 µs."""
+    if value >= 100:
+        return f"{value:,.0f} ms"
+    if value >= 10:
+        return f"{value:.1f} ms"
+    if value >= 1:
+        return f"{value:.2f} ms"
+    return f"{value * 1000:.0f} µs"

@@ -116,16 +116,6 @@ def scaled(one_cpu: dict, factor: float) -> dict:
     return out
 
 
-def ms(value: float) -> str:
-    if value >= 100:
-        return f"{value:,.0f} ms"
-    if value >= 10:
-        return f"{value:.1f} ms"
-    if value >= 1:
-        return f"{value:.2f} ms"
-    return f"{value * 1000:.0f} µs"
-
-
 def dollars(value: float) -> str:
     return f"${value:.2f}" if value >= 0.1 else f"${value:.4f}"
 
@@ -177,9 +167,9 @@ def report(result: dict, default_memory_mb: int | None = None) -> str:
     w("|---|---|---|---|---|---|---|")
     for r in table:
         mark = " (default)" if r["memory_mb"] == default_memory_mb else ""
-        w(f"| {r['memory_mb']:,} MB{mark} | {r['share']:.3f} | {ms(r['warm']['p50_ms'])} / {ms(r['warm']['p99_ms'])} / "
-          f"{ms(r['warm']['mean_ms'])} | {r['warm_billed_ms']:.2f} ms | {ms(r['batch']['p50_ms'])} | "
-          f"{r['batch_billed_ms']:.1f} ms | {ms(r['cold_ms'])} |")
+        w(f"| {r['memory_mb']:,} MB{mark} | {r['share']:.3f} | {benchlib.ms(r['warm']['p50_ms'])} / {benchlib.ms(r['warm']['p99_ms'])} / "
+          f"{benchlib.ms(r['warm']['mean_ms'])} | {r['warm_billed_ms']:.2f} ms | {benchlib.ms(r['batch']['p50_ms'])} | "
+          f"{r['batch_billed_ms']:.1f} ms | {benchlib.ms(r['cold_ms'])} |")
     w("")
     w("US dollars, x86_64 unless marked; Lambda = requests + compute (memory in GB × billed duration, each "
       "invocation rounded up to the millisecond); REST / HTTP = that + API Gateway's price per request. "

@@ -163,18 +163,8 @@ def agreement(handler: dict, floor: dict) -> tuple[int, int, int]:
     return same_set, same_order, len(common)
 
 
-def ms(value: float) -> str:
-    if value >= 100:
-        return f"{value:.0f} ms"
-    if value >= 10:
-        return f"{value:.1f} ms"
-    if value >= 1:
-        return f"{value:.2f} ms"
-    return f"{value * 1000:.0f} µs"
-
-
 def lat(summary: dict) -> str:
-    return f"{ms(summary['p50_ms'])} / {ms(summary['p99_ms'])}"
+    return f"{benchlib.ms(summary['p50_ms'])} / {benchlib.ms(summary['p99_ms'])}"
 
 
 def targets(results: dict, model: dict) -> list[tuple[str, str, str, bool | None]]:
@@ -197,7 +187,7 @@ def targets(results: dict, model: dict) -> list[tuple[str, str, str, bool | None
     ok = cold["pinned"] < TARGET_COLD_OVERHEAD_MS
     rows.append((f"(c) cold start overhead < {TARGET_COLD_OVERHEAD_MS} ms (no .pyc, as the zip ships)"
                  + ("" if model["is_default"] else " — NOT the default model"),
-                 ms(cold["pinned"]), ms(cold["unpinned"]) if "unpinned" in cold else "-", ok))
+                 benchlib.ms(cold["pinned"]), benchlib.ms(cold["unpinned"]) if "unpinned" in cold else "-", ok))
     if "load" in results:
         ld = results["load"]
         ok = ld["errors"] == 0 and ld["mismatches"] == 0 and ld["measured"]["requests"] > 0
@@ -246,19 +236,19 @@ def report(results: dict, args: argparse.Namespace, meta: dict) -> str:
     row(f"fastText child alone: bare pipe round trip, k=50, no parsing, median / p99 (n={args.requests})",
         lambda r: lat(r["pipe"]["latency"]))
     row("&nbsp;&nbsp;warm handler − bare pipe (Python's share), medians",
-        lambda r: ms(r["handler"]["latency"]["p50_ms"] - r["pipe"]["latency"]["p50_ms"]))
+        lambda r: benchlib.ms(r["handler"]["latency"]["p50_ms"] - r["pipe"]["latency"]["p50_ms"]))
     row(f"seed design: new fastText process per request, median / p99 (n={args.seed_requests})", lambda r: lat(r["seed"]["latency"]))
     row("warm handler: errors / fastText processes started", lambda r: f"{r['handler']['errors']} / {r['handler']['fasttext_starts']} per round")
-    row("cold start: `python -c pass`, median", lambda r: ms(r["cold"]["bare_ms"]))
+    row("cold start: `python -c pass`, median", lambda r: benchlib.ms(r["cold"]["bare_ms"]))
     for variant, label in (("nopyc", "no .pyc, as the zip ships"), ("cached", ".pyc cached")):
         row(f"cold start ({label}): first answer, median / p99 (n={args.cold_reps})", lambda r, v=variant: lat(r["cold"][v]["total"]))
-        row(f"&nbsp;&nbsp;overhead = first answer − bare start ({label})", lambda r, v=variant: ms(r["cold"][v]["overhead_ms"]))
+        row(f"&nbsp;&nbsp;overhead = first answer − bare start ({label})", lambda r, v=variant: benchlib.ms(r["cold"][v]["overhead_ms"]))
         row(f"&nbsp;&nbsp;of which: interpreter / import handler / first request ({label})",
-            lambda r, v=variant: " / ".join(ms(r["cold"][v][k]) for k in ("interpreter_ms", "import_ms", "first_request_ms")))
+            lambda r, v=variant: " / ".join(benchlib.ms(r["cold"][v][k]) for k in ("interpreter_ms", "import_ms", "first_request_ms")))
     for size in ("1", "10", "100"):
         row(f"batch of {size}: requests/s (texts/s), median latency",
             lambda r, s=size: f"{r['handler']['batches'][s]['requests_per_s']:,.0f} ({r['handler']['batches'][s]['texts_per_s']:,.0f}), "
-                              f"{ms(r['handler']['batches'][s]['latency']['p50_ms'])}")
+                              f"{benchlib.ms(r['handler']['batches'][s]['latency']['p50_ms'])}")
     w("")
     same_set, same_order, total = agreement(modes["pinned"]["handler"], modes["pinned"]["floor"])
     w(f"Sanity check: the handler (fastText {meta['fasttext_version']} CLI) and the floor (fasttext-predict) give the "
@@ -283,8 +273,8 @@ def report(results: dict, args: argparse.Namespace, meta: dict) -> str:
             p = ld[phase]
             lt = p["latency"]
             w(f"| {phase} ({p['seconds']:.0f} s) | {p['requests']:,} | {p['texts']:,} | {p['errors']} | {p['mismatches']} | "
-              f"{p['requests_per_s']:,.0f} | {p['texts_per_s']:,.0f} | {ms(lt['p50_ms'])} | {ms(lt['p90_ms'])} | "
-              f"{ms(lt['p99_ms'])} | {ms(lt['max_ms'])} |")
+              f"{p['requests_per_s']:,.0f} | {p['texts_per_s']:,.0f} | {benchlib.ms(lt['p50_ms'])} | {benchlib.ms(lt['p90_ms'])} | "
+              f"{benchlib.ms(lt['p99_ms'])} | {benchlib.ms(lt['max_ms'])} |")
         w("")
         examples = ld["warmup"]["examples"] + me["examples"]
         if examples:
