@@ -22,7 +22,9 @@ _HTML_TAG = re.compile(r"<[^<>]*>")
 # leading `.` when nothing word-like precedes it (`.net`), and trailing `+` or `#` (`c++`,
 # `c#`). Everything else (other punctuation, underscores, symbols, control characters, lone
 # surrogates) separates tokens; without underscores no token can spell fastText's `__label__`.
-_TOKEN = re.compile(r"(?:(?<![^\W_])(?<!\.)\.)?[^\W_]+(?:\.[^\W_]+)*(?:[+#]++(?![^\W_]))?")
+# (The dot is matched before the look-behinds check what precedes it: most positions hold no
+# dot, and there the look-behinds then cost nothing.)
+_TOKEN = re.compile(r"(?:\.(?<![^\W_]\.)(?<!\.\.))?[^\W_]+(?:\.[^\W_]+)*(?:[+#]++(?![^\W_]))?")
 _HASHTAG = re.compile(r"(?<![\w#&+.-])#([\w.][\w.+#-]*)")
 _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
