@@ -21,31 +21,42 @@ def _ids(examples: list[Example]) -> str:
     return ", ".join(e.id for e in examples[:_SHOWN]) + more
 
 
+def _note_dropped(dropped: list[Example], what: str, notes: list[str]) -> None:
+    if dropped:
+        notes.append(f"dropped {len(dropped)} {what} (row id or line: {_ids(dropped)})")
+
+
 def _drop(examples: list[Example], unwanted: Callable[[Example], bool], what: str, notes: list[str]) -> list[Example]:
     kept, dropped = [], []
     for example in examples:
         (dropped if unwanted(example) else kept).append(example)
-    if dropped:
-        notes.append(f"dropped {len(dropped)} {what} (row id or line: {_ids(dropped)})")
+    _note_dropped(dropped, what, notes)
     return kept
 
 
-def drop_unusable(examples: list[Example], name: str, notes: list[str], seen: set[str] | None = None) -> list[Example]:
-    """Drop examples with no words, with no tags, and repeats of a text already seen (in `seen` too)."""
-    examples = _drop(examples, lambda e: not clean_text(e.text), f"{name} rows whose text has no words", notes)
-    examples = _drop(examples, lambda e: not e.labels, f"{name} rows with no tags", notes)
-    seen = set() if seen is None else set(seen)
+def drop_unusable(examples: list[Example], name: str, notes: list[str], seen: set[str]) -> list[Example]:
+    """Drop examples with no words, with no tags, and repeats of a text already in `seen`.
 
-    def repeated(example: Example) -> bool:
-        line = clean_text(example.text)
-        if line in seen:
-            return True
-        seen.add(line)
-        return False
-
+    `seen` holds the cleaned texts met so far and gains the kept ones, so that validation
+    rows repeating a training text are dropped too.
+    """
+    kept, no_words, no_tags, repeats = [], [], [], []
     where = "earlier or in the training set" if seen else "earlier"
-    return _drop(examples, repeated, f"{name} rows whose text is a duplicate of one {where} (the first is kept)",
-                 notes)
+    for example in examples:
+        line = clean_text(example.text)
+        if not line:
+            no_words.append(example)
+        elif not example.labels:
+            no_tags.append(example)
+        elif line in seen:
+            repeats.append(example)
+        else:
+            seen.add(line)
+            kept.append(example)
+    _note_dropped(no_words, f"{name} rows whose text has no words", notes)
+    _note_dropped(no_tags, f"{name} rows with no tags", notes)
+    _note_dropped(repeats, f"{name} rows whose text is a duplicate of one {where} (the first is kept)", notes)
+    return kept
 
 
 def split(examples: list[Example], by_group: bool, seed: int = SPLIT_SEED) -> tuple[list[Example], list[Example]]:
@@ -101,11 +112,11 @@ def load(source: dict) -> tuple[list[Example], list[Example], list[str]]:
     except DatasetError as e:
         raise SystemExit(f"error: {e}") from None
     notes.append(f"read {len(train_set.examples)} rows of {train_set.path} as {train_set.format}")
-    train = drop_unusable(train_set.examples, "training", notes)
+    seen = set()
+    train = drop_unusable(train_set.examples, "training", notes, seen)
     if valid_set is not None:
         notes.append(f"read {len(valid_set.examples)} rows of {valid_set.path} as {valid_set.format}")
-        valid = drop_unusable(valid_set.examples, "validation", notes,
-                                      seen={clean_text(e.text) for e in train})
+        valid = drop_unusable(valid_set.examples, "validation", notes, seen)
     else:
         by = "group" if train_set.has_groups else "row"
         train, valid = split(train, by_group=train_set.has_groups, seed=source["split_seed"])
