@@ -184,6 +184,15 @@ def split_by_source(examples: Iterable[Example], seed: int) -> tuple[list[Exampl
     return train, valid
 
 
+_URL = re.compile(r"\S+://\S*")
+
+
+def without_urls(text: str) -> str:
+    """`text` without its URLs: they teach word vectors nothing, and some name a package
+    registry's host, which this repository keeps out of its files."""
+    return " ".join(_URL.sub(" ", text).split())
+
+
 def pretraining_corpus(packages: Iterable[Package], translations: dict[str, str], train: list[Example],
                        valid: list[Example], seed: int, stats: Stats) -> list[Example]:
     """The descriptions of all packages, tagged or not, that neither split holds, as unlabelled examples.
@@ -193,22 +202,25 @@ def pretraining_corpus(packages: Iterable[Package], translations: dict[str, str]
     line of a validation text. Texts that clean like a training text or like an earlier corpus
     text are left out too: pretraining reads the training split's texts anyway.
     """
-    validation_lines = {clean_text(e.text) for e in valid}
-    seen = {clean_text(e.text) for e in train}
+    # Compared with and without URLs, since the corpus keeps its texts without them.
+    validation_lines = {clean_text(t) for e in valid for t in (e.text, without_urls(e.text))}
+    seen = {clean_text(t) for e in train for t in (e.text, without_urls(e.text))}
     corpus = []
     for package in packages:
         if is_validation_source(package.source, seed):
             stats.corpus_validation_source += 1
             continue
         text = document_text(package.summary, translations.get(package.md5, ""))
-        line = clean_text(text)
-        if line in validation_lines:
+        stripped = without_urls(text)
+        line = clean_text(stripped)
+        lines = {clean_text(text), line}
+        if lines & validation_lines:
             stats.corpus_like_validation_text += 1
-        elif line in seen:
+        elif lines & seen:
             stats.corpus_like_training_text += 1
         elif line:
-            seen.add(line)
-            corpus.append(Example(package.name, package.source, [], text))
+            seen.update(lines)
+            corpus.append(Example(package.name, package.source, [], stripped))
     return corpus
 
 
@@ -301,7 +313,8 @@ hashtags (`#label` is recognised by `text_cleaning.extract_hashtags`).
 splits do not hold, for word-vector pretraining only (the `default` preset's `pretrain`
 step reads the training split's texts and these). Nothing of the validation split is in it:
 no package of a validation source (by the hash above, so untagged packages of those sources
-are out too) and no text that cleans to the same line as a validation text.
+are out too) and no text that cleans to the same line as a validation text. URLs are removed
+from these texts (the splits keep theirs).
 
 Read them with `training.dataset.read_examples(path)`.
 
