@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from text_cleaning import clean_text, tag_problem
+from text_cleaning import clean_text
 from training import fasttext_cli as ft
 from training import metrics as mt
 from training import prepare, quantization
@@ -296,10 +296,6 @@ def main(argv: list[str] | None = None) -> dict:
             final = before
 
         log("step 6/6: writing the model, metrics, report and figure")
-        unreadable = [f"{label!r} ({problem})" for label in ft.model_labels(binary, final_model)
-                      if (problem := tag_problem(label))]
-        if unreadable:
-            raise SystemExit(f"error: labels the endpoint could not recommend as hashtags: {', '.join(unreadable)}")
         write_atomically(final_model, paths["model"])
         check = cross_check(binary, final_model, valid_file, gold, predictions, set(label_counts))
         training_seconds = time.monotonic() - started
