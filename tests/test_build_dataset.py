@@ -70,6 +70,11 @@ def test_document_text_is_one_line(translations):
     assert text == "Alpha sound editor Alpha edits sound files of many kinds. Features: * cut and paste * filters"
 
 
+def test_document_text_has_no_urls():
+    raw = " See https://example.invalid/docs or\n ftp://mirror.invalid/pub/x.tar.gz.\n .\n Also (http://a.invalid)"
+    assert bd.document_text("Beta tool", raw) == "Beta tool See or Also"
+
+
 @pytest.mark.parametrize(
     "tag, label",
     [

@@ -121,9 +121,15 @@ def long_description_to_text(raw: str) -> str:
     return "\n".join("" if line == "." else line for line in lines)
 
 
+_URL = re.compile(r"\S+://\S*")
+
+
 def document_text(summary: str, raw_long_description: str) -> str:
-    """Return summary and long description as one line, whitespace runs turned into one space."""
-    return " ".join(f"{summary}\n\n{long_description_to_text(raw_long_description)}".split())
+    """Return summary and long description as one line without URLs, whitespace runs turned into
+    one space. URLs teach a model nothing, and some name a package registry's host, which this
+    repository keeps out of its files."""
+    text = f"{summary}\n\n{long_description_to_text(raw_long_description)}"
+    return " ".join(_URL.sub(" ", text).split())
 
 
 def is_unusual(tag: str) -> bool:
@@ -184,15 +190,6 @@ def split_by_source(examples: Iterable[Example], seed: int) -> tuple[list[Exampl
     return train, valid
 
 
-_URL = re.compile(r"\S+://\S*")
-
-
-def without_urls(text: str) -> str:
-    """`text` without its URLs: they teach word vectors nothing, and some name a package
-    registry's host, which this repository keeps out of its files."""
-    return " ".join(_URL.sub(" ", text).split())
-
-
 def pretraining_corpus(packages: Iterable[Package], translations: dict[str, str], train: list[Example],
                        valid: list[Example], seed: int, stats: Stats) -> list[Example]:
     """The descriptions of all packages, tagged or not, that neither split holds, as unlabelled examples.
@@ -202,25 +199,22 @@ def pretraining_corpus(packages: Iterable[Package], translations: dict[str, str]
     line of a validation text. Texts that clean like a training text or like an earlier corpus
     text are left out too: pretraining reads the training split's texts anyway.
     """
-    # Compared with and without URLs, since the corpus keeps its texts without them.
-    validation_lines = {clean_text(t) for e in valid for t in (e.text, without_urls(e.text))}
-    seen = {clean_text(t) for e in train for t in (e.text, without_urls(e.text))}
+    validation_lines = {clean_text(e.text) for e in valid}
+    seen = {clean_text(e.text) for e in train}
     corpus = []
     for package in packages:
         if is_validation_source(package.source, seed):
             stats.corpus_validation_source += 1
             continue
         text = document_text(package.summary, translations.get(package.md5, ""))
-        stripped = without_urls(text)
-        line = clean_text(stripped)
-        lines = {clean_text(text), line}
-        if lines & validation_lines:
+        line = clean_text(text)
+        if line in validation_lines:
             stats.corpus_like_validation_text += 1
-        elif lines & seen:
+        elif line in seen:
             stats.corpus_like_training_text += 1
         elif line:
-            seen.update(lines)
-            corpus.append(Example(package.name, package.source, [], stripped))
+            seen.add(line)
+            corpus.append(Example(package.name, package.source, [], text))
     return corpus
 
 
@@ -306,15 +300,15 @@ hashtags (`#label` is recognised by `text_cleaning.extract_hashtags`).
   `implemented-in-cpp`, `works-with::audio` -> `works-with-audio`).
 - `text`: the raw summary line followed by the long description, with the Debian
   format undone (leading space of continuation lines removed, ` .` lines as paragraph
-  breaks) and then all whitespace, line and paragraph breaks included, collapsed to
-  single spaces. No other cleaning: training applies `text_cleaning.clean_text`.
+  breaks), URLs (anything with `://`) removed, and then all whitespace, line and paragraph
+  breaks included, collapsed to single spaces. No other cleaning: training applies
+  `text_cleaning.clean_text`.
 
 `pretrain.tsv.gz`: the same format with an empty labels field: the descriptions the
 splits do not hold, for word-vector pretraining only (the `default` preset's `pretrain`
 step reads the training split's texts and these). Nothing of the validation split is in it:
 no package of a validation source (by the hash above, so untagged packages of those sources
-are out too) and no text that cleans to the same line as a validation text. URLs are removed
-from these texts (the splits keep theirs).
+are out too) and no text that cleans to the same line as a validation text.
 
 Read them with `training.dataset.read_examples(path)`.
 
