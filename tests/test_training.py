@@ -17,7 +17,7 @@ from training import fasttext_cli as ft
 from training import metrics as mt
 from training import train as tr
 from training.dataset import Example, read_examples
-from training.presets import PRESETS, get_preset
+from training.presets import PRESETS, auto_preset, get_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = ROOT / "data" / "valid.tsv.gz"
@@ -345,6 +345,17 @@ def test_presets():
     assert get_preset("default")["train"]["dim"] != 1  # callers get a copy
     with pytest.raises(SystemExit, match="unknown preset"):
         get_preset("nope")
+
+
+@pytest.mark.parametrize(
+    "examples, epoch, lr",
+    [(400, 50, 0.5), (3_000, 50, 0.5), (5_000, 50, 0.3), (9_000, 50, 0.17), (12_000, 30, 0.21),
+     (23_351, 30, 0.11), (200_000, 30, 0.1)],
+)
+def test_auto_preset_learning_rate_falls_as_the_data_grows(examples, epoch, lr):
+    preset, reasons = auto_preset(examples=examples, tags=60, tokens=examples * 60, words=examples, bigrams=examples * 20)
+    assert (preset["train"]["epoch"], preset["train"]["lr"]) == (epoch, lr)
+    assert f"lr {lr}: lr x epoch x examples near 75,000, between 0.1 and 0.5" in reasons
 
 
 def test_overrides_and_output_paths():
