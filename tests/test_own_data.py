@@ -229,6 +229,48 @@ def test_format_option_overrides_detection_and_columns_can_be_named(tmp_path):
         read_dataset(data, "csv", columns=Columns(text="body", tags="labels", group="missing"))
 
 
+def test_a_stack_exchange_export_reads_with_its_own_headers_tags_and_title_plus_body(tmp_path):
+    """A Stack Exchange Data Explorer CSV: capitalised headers, HTML bodies, tags as `<a><b>`."""
+    data = tmp_path / "QueryResults.csv"
+    data.write_text('Id,Title,Body,Tags\n'
+                    '11,How do channels close?,"<p>My <code>range</code> loop never ends.</p>",<go><channels>\n'
+                    '12,Pointer to a C# struct,<p>Unsafe code?</p>,<c#><.net><unsafe>\n')
+    examples = read_dataset(data, columns=Columns(text="Title,Body")).examples
+    assert [e.id for e in examples] == ["11", "12"]
+    assert examples[0].text == "How do channels close?\n<p>My <code>range</code> loop never ends.</p>"
+    assert [e.labels for e in examples] == [["go", "channels"], ["c#", ".net", "unsafe"]]
+    with pytest.raises(DatasetError, match="no text column named 'Summary'"):
+        read_dataset(data, columns=Columns(text="Title,Summary"))
+
+
+def test_json_lines_texts_may_join_several_keys(tmp_path):
+    data = tmp_path / "posts.jsonl"
+    data.write_text('{"title": "Go channels", "body": "never close", "tags": "<go>"}\n'
+                    '{"title": "R factors", "tags": "<r>"}\n'
+                    '{"title": "SQL joins", "body": ["a list"], "tags": "<sql>"}\n')
+    with pytest.raises(DatasetError) as refused:
+        read_dataset(data, columns=Columns(text="title,body"))
+    assert "posts.jsonl:2: no 'body' key" in str(refused.value)
+    assert 'posts.jsonl:3: the text must be a string, not ["a list"]' in str(refused.value)
+    data.write_text('{"title": "Go channels", "body": "never close", "tags": "<go>"}\n')
+    (example,) = read_dataset(data, columns=Columns(text="title,body")).examples
+    assert (example.text, example.labels) == ("Go channels\nnever close", ["go"])
+
+
+def test_a_stack_exchange_export_trains_and_evaluates_with_the_columns_recorded(tmp_path):
+    data = tmp_path / "QueryResults.csv"
+    rows = [f'{i},Question {i} about {topic},"<p>{topic} {word} details {i}</p>",<{topic}>'
+            for i, (topic, word) in enumerate([("go", "goroutine"), ("sql", "join"), ("rust", "borrow")] * 20)]
+    data.write_text("Id,Title,Body,Tags\n" + "\n".join(rows) + "\n")
+    model = tmp_path / "se.bin"
+    log = trained_ok(data, model, "--text-column", "Title,Body")
+    metrics = json.loads(model.with_suffix(".metrics.json").read_text())
+    assert metrics["data"]["columns"]["text"] == "Title,Body" and metrics["labels"] == 3
+    assert "read 60 rows" in log
+    [row] = ev.main(["--model", str(model)]).values()  # reads the export again, with the recorded columns
+    assert row["p_at_1"] == pytest.approx(metrics["p_at_1"])
+
+
 def test_a_header_row_in_the_tsv_is_not_an_example(tmp_path):
     data = tmp_path / "posts.tsv"
     data.write_text("id\tgroup\tlabels\ttext\n1\t1\tgo\tGo channels\n")

@@ -34,7 +34,7 @@ TEXT_COLUMNS = ("text",)
 TAGS_COLUMNS = ("hashtags", "tags")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv",
                ".ft": "fasttext", ".fasttext": "fasttext"}
-_TAG_SEPARATORS = re.compile(r"[\s,;|]+")
+_TAG_SEPARATORS = re.compile(r"[\s,;|<>]+")
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_ERRORS_SHOWN = 20
 _tag_problem = functools.lru_cache(maxsize=None)(tag_problem)
@@ -57,9 +57,12 @@ class DatasetError(Exception):
 class Columns:
     """Which CSV columns or JSON keys hold the text, the tags and the group (None: the defaults)."""
 
-    text: str | None = None
+    text: str | None = None  # several columns, joined in this order: "title,body"
     tags: str | None = None
     group: str | None = None
+
+    def text_names(self, default: str | None = None) -> list[str | None]:
+        return self.text.split(",") if self.text else [default]
 
 
 @dataclass
@@ -77,7 +80,7 @@ class _Row(NamedTuple):
     id: str
     group: str | None
     tags: object  # a string or a list of strings, as the file has them
-    text: object
+    text: str
     problem: str | None = None  # what is wrong with the row as a whole
 
 
@@ -145,15 +148,13 @@ def detect_format(path: Path, content: str) -> str:
 
 
 def split_tags(tags: str) -> list[str]:
-    """'#c++, python;go|r' -> ['#c++', 'python', 'go', 'r']."""
+    """'#c++, python;go|r' -> ['#c++', 'python', 'go', 'r']; '<sql><go>' (Stack Exchange) -> ['sql', 'go']."""
     return [tag for tag in _TAG_SEPARATORS.split(tags) if tag]
 
 
 def _example(row: _Row) -> Example:
     if row.problem:
         raise ValueError(row.problem)
-    if not isinstance(row.text, str):
-        raise ValueError(f"the text must be a string, not {json.dumps(row.text)[:40]}")
     if isinstance(row.tags, str):
         tags = split_tags(row.tags)
     elif isinstance(row.tags, list) and all(isinstance(tag, str) for tag in row.tags):
@@ -174,12 +175,20 @@ def _error_summary(path: Path, format: str, errors: list[str]) -> str:
             f"--format names another), nothing was trained:\n" + "\n".join(shown) + more)
 
 
+def _find(names: list[str], name: str) -> str | None:
+    """The header name `name` matches: itself, else the one that differs from it only in case."""
+    if name in names:
+        return name
+    return next((n for n in names if n.casefold() == name.casefold()), None)
+
+
 def _pick(names: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, option: str, path: Path) -> str:
-    """The column or key for `what`: the one asked for, else the first default present."""
+    """The column or key for `what`: the one asked for, else the first default present (in any case)."""
     candidates = (wanted,) if wanted else defaults
     for name in candidates:
-        if name in names:
-            return name
+        found = _find(names, name)
+        if found is not None:
+            return found
     raise DatasetError(
         f"{path}:1: no {what} column named {' or '.join(repr(c) for c in candidates)} in the header "
         f"{names[:8]}; the first row must name the columns, or pick one with {option}"
@@ -190,10 +199,11 @@ def _csv_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> I
     reader = csv.reader(io.StringIO(content, newline=""), strict=True)  # rows end at \n or \r only
     try:
         header = [name.strip() for name in next(reader)]
-        text_col = _pick(header, columns.text, TEXT_COLUMNS, "text", "--text-column", path)
+        text_cols = [_pick(header, name, TEXT_COLUMNS, "text", "--text-column", path) for name in columns.text_names()]
         tags_col = _pick(header, columns.tags, TAGS_COLUMNS, "tags", "--tags-column", path)
         group_col = _pick(header, columns.group, ("group",), "group", "--group-column", path) \
-            if columns.group or "group" in header else None
+            if columns.group or _find(header, "group") else None
+        id_col = _find(header, "id")
         dataset.has_groups = group_col is not None
         index = {name: i for i, name in enumerate(header)}
         start = reader.line_num + 1
@@ -206,14 +216,14 @@ def _csv_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> I
                     f"{len(cells)} fields where the header has {len(header)}; quote a field "
                     f"that holds a comma (\"a, b\")"))
                 continue
-            yield _Row(line, cells[index["id"]] if "id" in index else str(line),
-                       cells[index[group_col]] if group_col else None, cells[index[tags_col]], cells[index[text_col]])
+            yield _Row(line, cells[index[id_col]] if id_col else str(line), cells[index[group_col]] if group_col else None,
+                       cells[index[tags_col]], "\n".join(cells[index[col]] for col in text_cols))
     except csv.Error as e:
         raise DatasetError(f"{path}:{reader.line_num}: not valid CSV: {e}") from None
 
 
 def _jsonl_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> Iterator[_Row]:
-    text_key, tags_key, group_key = columns.text or "text", columns.tags, columns.group or "group"
+    text_keys, tags_key, group_key = columns.text_names(TEXT_COLUMNS[0]), columns.tags, columns.group or "group"
     for line, raw in enumerate(content.split("\n"), start=1):
         if not raw.strip():
             continue
@@ -228,13 +238,18 @@ def _jsonl_rows(path: Path, content: str, columns: Columns, dataset: Dataset) ->
             continue
         keys = (tags_key,) if tags_key else TAGS_COLUMNS
         tags = next((record[key] for key in keys if key in record), None)
-        if text_key not in record or tags is None:
-            missing = text_key if text_key not in record else " or ".join(keys)
-            yield _bad_row(line, (f"no {missing!r} key"))
+        missing = next((key for key in text_keys if key not in record), None if tags is not None else " or ".join(keys))
+        if missing:
+            yield _bad_row(line, f"no {missing!r} key")
+            continue
+        texts = [record[key] for key in text_keys]
+        not_text = next((text for text in texts if not isinstance(text, str)), None)
+        if not_text is not None:
+            yield _bad_row(line, f"the text must be a string, not {json.dumps(not_text)[:40]}")
             continue
         group = record.get(group_key)
         dataset.has_groups |= group is not None
-        yield _Row(line, str(record.get("id", line)), None if group is None else str(group), tags, record[text_key])
+        yield _Row(line, str(record.get("id", line)), None if group is None else str(group), tags, "\n".join(texts))
 
 
 def _fasttext_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> Iterator[_Row]:

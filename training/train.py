@@ -6,7 +6,8 @@
 Input: CSV with a header (columns `text` and `hashtags` or `tags`, optional `id` and `group`),
 JSON lines ({"text": "...", "hashtags": ["#a", "b"]}), fastText's `__label__a text` format, or
 the 4-column TSV of data/; gzipped or not; the format comes from the name and the content, or
---format. Tags are separated by whitespace, commas, semicolons or `|`, `#` optional. Every bad
+--format. Tags are separated by whitespace, commas, semicolons or `|`, `#` optional, or written
+as `<a><b>` (Stack Exchange's exports). Column names match in any case. Every bad
 row is reported (file:line: what is wrong) before anything is trained. Rows with no words or
 no tags, repeated texts and tags seen fewer than --min-tag-count times are dropped, each rule
 with one line saying so. Without --valid, a seeded split (by the `group` column when there is
@@ -139,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--train", type=Path, help="labelled texts (default: the bundled Debian data, data/train.tsv.gz)")
     data.add_argument("--valid", type=Path, help="validation texts in any of the formats (default: a split of --train)")
     data.add_argument("--format", choices=FORMATS, help="the input format, when the name and content do not tell")
-    data.add_argument("--text-column", help="CSV column or JSON key of the text (default: text)")
+    data.add_argument("--text-column", help="CSV column or JSON key of the text (default: text); several, "
+                                            "joined in order, as 'Title,Body'")
     data.add_argument("--tags-column", help="CSV column or JSON key of the tags (default: hashtags, else tags)")
     data.add_argument("--group-column", help="CSV column or JSON key keeping related rows on one side of the split "
                                              "(default: group, when there is one)")
