@@ -239,6 +239,10 @@ def test_a_stack_exchange_export_reads_with_its_own_headers_tags_and_title_plus_
     assert [e.id for e in examples] == ["11", "12"]
     assert examples[0].text == "How do channels close?\n<p>My <code>range</code> loop never ends.</p>"
     assert [e.labels for e in examples] == [["go", "channels"], ["c#", ".net", "unsafe"]]
+    data.write_text('Id,Title,Body,Tags\n21,Lists,<p>A cell holding a list</p>,"[""go"", ""c++""]"\n'
+                    "22,Repr,<p>A Python list's repr</p>,\"['sql', 'node.js']\"\n")
+    assert [e.labels for e in read_dataset(data, columns=Columns(text="Title,Body")).examples] == [
+        ["go", "c++"], ["sql", "node.js"]]
     with pytest.raises(DatasetError, match="no text column named 'Summary'"):
         read_dataset(data, columns=Columns(text="Title,Summary"))
 

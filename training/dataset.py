@@ -34,7 +34,7 @@ TEXT_COLUMNS = ("text",)
 TAGS_COLUMNS = ("hashtags", "tags")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv",
                ".ft": "fasttext", ".fasttext": "fasttext"}
-_TAG_SEPARATORS = re.compile(r"[\s,;|<>]+")
+_TAG_SEPARATORS = re.compile(r"[\s,;|<>\[\]\"']+")  # none of them can be in a tag
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_ERRORS_SHOWN = 20
 _tag_problem = functools.lru_cache(maxsize=None)(tag_problem)
@@ -148,7 +148,8 @@ def detect_format(path: Path, content: str) -> str:
 
 
 def split_tags(tags: str) -> list[str]:
-    """'#c++, python;go|r' -> ['#c++', 'python', 'go', 'r']; '<sql><go>' (Stack Exchange) -> ['sql', 'go']."""
+    """'#c++, python;go|r' -> ['#c++', 'python', 'go', 'r']; '<sql><go>' (Stack Exchange) and '["sql", "go"]'
+    (a list written into one CSV cell) -> ['sql', 'go']."""
     return [tag for tag in _TAG_SEPARATORS.split(tags) if tag]
 
 
