@@ -175,6 +175,8 @@ def test_validation_tags_unknown_to_training_are_named(tmp_path, models):
         ("no-text.jsonl", '{"body": "x", "hashtags": ["go"]}\n', "no-text.jsonl:1: no 'text' key"),
         ("no-tags.jsonl", '{"text": "x"}\n', "no-tags.jsonl:1: no 'hashtags or tags' key"),
         ("number.jsonl", '{"text": 42, "hashtags": ["go"]}\n', "number.jsonl:1: the text must be a string, not 42"),
+        ("null.jsonl", '{"text": null, "hashtags": ["go"]}\n', "null.jsonl:1: the text must be a string, not null"),
+        ("apostrophe.csv", "text,tags\nA post,o'reilly\n", "apostrophe.csv:2: tag \"o'reilly\" cannot be a hashtag"),
         ("tag-type.jsonl", '{"text": "x", "hashtags": [1, 2]}\n',
          "tag-type.jsonl:1: the tags must be a string or a list of strings, not [1, 2]"),
         ("bad-tag.jsonl", '{"text": "x", "hashtags": ["go", "-weird"]}\n',
@@ -243,8 +245,12 @@ def test_a_stack_exchange_export_reads_with_its_own_headers_tags_and_title_plus_
                     "22,Repr,<p>A Python list's repr</p>,\"['sql', 'node.js']\"\n")
     assert [e.labels for e in read_dataset(data, columns=Columns(text="Title,Body")).examples] == [
         ["go", "c++"], ["sql", "node.js"]]
+    assert [e.text for e in read_dataset(data, columns=Columns(text=" Title , Body")).examples] == [
+        "Lists\n<p>A cell holding a list</p>", "Repr\n<p>A Python list's repr</p>"]
     with pytest.raises(DatasetError, match="no text column named 'Summary'"):
         read_dataset(data, columns=Columns(text="Title,Summary"))
+    with pytest.raises(DatasetError, match="--text-column 'Title,': an empty name"):
+        read_dataset(data, columns=Columns(text="Title,"))
 
 
 def test_json_lines_texts_may_join_several_keys(tmp_path):

@@ -84,7 +84,7 @@ def unused_with_a_chance(binary: Path, model: Path, text: str, used: set[str]) -
     ]
 
 
-def test_exclude_used_still_gives_k_when_used_hashtags_fill_the_top(many, many_labels_model, fasttext_binary):
+def test_exclude_used_fills_up_to_k_from_every_label_when_used_hashtags_fill_the_top(many, many_labels_model, fasttext_binary):
     (plain,) = many.recommend(parse_request({"text": TEXT, "k": MAX_K}))
     used = set(plain["hashtags_already_used"])
     assert len(used) == 20

@@ -1,6 +1,7 @@
 """`python -m training.suggest`, run as a user runs it, answers what the endpoint answers."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,9 @@ TEXTS = ["a python script with pip and virtualenv #python", "compiler and linker
          "an mp3 music player with a sound mixer", "an http proxy server for the browser #web #audio"]
 
 
-def suggest(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+def suggest(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "training.suggest", *args], cwd=ROOT, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
@@ -53,12 +54,12 @@ def test_suggest_reads_stdin_in_batches_and_keeps_the_order(endpoint, tiny_model
     assert [json.loads(line) for line in result.stdout.splitlines()] == [expected[text] for text in lines]
 
 
-def test_every_bad_text_is_named_by_its_line_before_anything_is_suggested(tiny_model):
+def test_every_bad_text_is_named_by_its_number_before_anything_is_suggested(tiny_model):
     lines = ["a python script", "   ", "a sound mixer", "x" * (MAX_TEXT_CHARS + 1)]
     result = suggest("--model", str(tiny_model), stdin="\n".join(lines))
     assert result.returncode == 1 and result.stdout == ""
-    assert "line 2: text must not be empty" in result.stderr
-    assert f"line 4: text has {MAX_TEXT_CHARS + 1} characters; the limit is {MAX_TEXT_CHARS}" in result.stderr
+    assert "text 2: text must not be empty" in result.stderr
+    assert f"text 4: text has {MAX_TEXT_CHARS + 1} characters; the limit is {MAX_TEXT_CHARS}" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_every_bad_text_is_named_by_its_line_before_anything_is_suggested(tiny_m
         (["--k", "0"], "k must be an integer from 1 to 50"),
         (["--threshold", "1.5"], "threshold must be a number from 0 to 1"),
         (["--model", "no-such.bin"], "no-such.bin: no such model; train one with 'make train DATA=... MODEL=...'"),
-        (["--model", "README.md"], "model file README.md is not a fastText model (bad header)"),
+        (["--model", "README.md"], f"model file {ROOT / 'README.md'} is not a fastText model (bad header)"),
         ([], "no texts: give them as arguments or one per line on stdin"),
     ],
 )
@@ -75,3 +76,10 @@ def test_bad_options_and_models_are_clear_errors(tiny_model, args, message):
     result = suggest("--model", str(tiny_model), *args, *(["a python script"] if args else []))
     assert result.returncode == 1 and result.stdout == ""
     assert f"error: {message}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_functions_environment_variables_apply(tiny_model):
+    result = suggest("--model", str(tiny_model), "a python script", env={"FASTTEXT_BINARY": "/nonexistent/fasttext",
+                                                                          "MODEL_S3_URI": "s3://bucket/other.bin"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert "error: fastText binary /nonexistent/fasttext is missing" in result.stderr

@@ -2,15 +2,17 @@
 
 Formats (gzipped or not; detected from the name, then the content; or named with `format`):
 - csv: a header row, then one post a row. A text column (`text`) and a tags column
-  (`hashtags` or `tags`); optional `id` and `group` columns. Quoted fields may hold
-  commas, tabs and newlines.
+  (`hashtags` or `tags`); optional `id` and `group` columns; names match in any case.
+  Quoted fields may hold commas, tabs and newlines.
 - jsonl: one JSON object a line, `{"text": "...", "hashtags": ["#a", "b"]}`; the tags may
   also be one string, and `tags` may stand for `hashtags`; optional `id` and `group`.
 - fasttext: fastText's training format, `__label__a __label__b text ...`.
 - tsv: the prepared Debian data, `id<TAB>group<TAB>tag tag ...<TAB>text`.
 
+Several text columns or keys, named as `Columns(text="title,body")`, are joined in that order.
 Tags in one string are separated by whitespace, commas, semicolons or `|`, with or
-without a leading `#`; each is normalised with `text_cleaning.normalize_tag`, and a tag
+without a leading `#`, or written as `<a><b>` (Stack Exchange) or as a list, `["a", "b"]` or
+`['a', 'b']`; each is normalised with `text_cleaning.normalize_tag`, and a tag
 that cannot read back as a hashtag is an error.
 """
 
@@ -34,7 +36,7 @@ TEXT_COLUMNS = ("text",)
 TAGS_COLUMNS = ("hashtags", "tags")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv",
                ".ft": "fasttext", ".fasttext": "fasttext"}
-_TAG_SEPARATORS = re.compile(r"[\s,;|<>\[\]\"']+")  # none of them can be in a tag
+_TAG_SEPARATORS = re.compile(r"[\s,;|<>\[\]\"]+")  # none of them can be in a tag
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_ERRORS_SHOWN = 20
 _tag_problem = functools.lru_cache(maxsize=None)(tag_problem)
@@ -62,7 +64,12 @@ class Columns:
     group: str | None = None
 
     def text_names(self, default: str | None = None) -> list[str | None]:
-        return self.text.split(",") if self.text else [default]
+        if not self.text:
+            return [default]
+        names = [name.strip() for name in self.text.split(",")]
+        if not all(names):
+            raise DatasetError(f"--text-column {self.text!r}: an empty name; name the columns as 'Title,Body'")
+        return names
 
 
 @dataclass
@@ -150,7 +157,8 @@ def detect_format(path: Path, content: str) -> str:
 def split_tags(tags: str) -> list[str]:
     """'#c++, python;go|r' -> ['#c++', 'python', 'go', 'r']; '<sql><go>' (Stack Exchange) and '["sql", "go"]'
     (a list written into one CSV cell) -> ['sql', 'go']."""
-    return [tag for tag in _TAG_SEPARATORS.split(tags) if tag]
+    # Quotes only at the ends, for ['a', 'b']: a tag such as o'reilly is still refused by name.
+    return [tag for tag in (part.strip("'") for part in _TAG_SEPARATORS.split(tags)) if tag]
 
 
 def _example(row: _Row) -> Example:
@@ -202,8 +210,8 @@ def _csv_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> I
         header = [name.strip() for name in next(reader)]
         text_cols = [_pick(header, name, TEXT_COLUMNS, "text", "--text-column", path) for name in columns.text_names()]
         tags_col = _pick(header, columns.tags, TAGS_COLUMNS, "tags", "--tags-column", path)
-        group_col = _pick(header, columns.group, ("group",), "group", "--group-column", path) \
-            if columns.group or _find(header, "group") else None
+        group_col = _pick(header, columns.group, (), "group", "--group-column", path) if columns.group \
+            else _find(header, "group")
         id_col = _find(header, "id")
         dataset.has_groups = group_col is not None
         index = {name: i for i, name in enumerate(header)}
@@ -239,14 +247,14 @@ def _jsonl_rows(path: Path, content: str, columns: Columns, dataset: Dataset) ->
             continue
         keys = (tags_key,) if tags_key else TAGS_COLUMNS
         tags = next((record[key] for key in keys if key in record), None)
-        missing = next((key for key in text_keys if key not in record), None if tags is not None else " or ".join(keys))
+        missing = [key for key in text_keys if key not in record] + ([" or ".join(keys)] if tags is None else [])
         if missing:
-            yield _bad_row(line, f"no {missing!r} key")
+            yield _bad_row(line, f"no {missing[0]!r} key")
             continue
         texts = [record[key] for key in text_keys]
-        not_text = next((text for text in texts if not isinstance(text, str)), None)
-        if not_text is not None:
-            yield _bad_row(line, f"the text must be a string, not {json.dumps(not_text)[:40]}")
+        not_texts = [text for text in texts if not isinstance(text, str)]
+        if not_texts:
+            yield _bad_row(line, f"the text must be a string, not {json.dumps(not_texts[0])[:40]}")
             continue
         group = record.get(group_key)
         dataset.has_groups |= group is not None

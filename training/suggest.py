@@ -6,18 +6,19 @@
 Prints one JSON line per text, in order: what POST /recommendations answers for it
 ({"hashtags_already_used": [...], "hashtags_recommended": [...]}). The texts come from the
 arguments, else one per line of standard input. Every text and option is checked as the
-endpoint checks them, and every bad one is reported (line N: what is wrong) before anything
-is suggested.
+endpoint checks them, and every bad one is reported (text N: what is wrong; N counts the
+arguments or the lines) before anything is suggested. FASTTEXT_BINARY and
+PREDICT_TIMEOUT_SECONDS work as in the function's environment.
 """
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from fasttext_process import FastTextError, FastTextProcess
-from recommender import (DEFAULT_K, DEFAULT_TIMEOUT_SECONDS, MAX_K, MAX_TEXTS, InvalidRequest, RecommendationRequest,
-                         Recommender, parse_request)
+from fasttext_process import FastTextError
+from recommender import DEFAULT_K, MAX_K, MAX_TEXTS, InvalidRequest, RecommendationRequest, Recommender, parse_request
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,10 +45,10 @@ def text_problem(text: str) -> str | None:
 def requests_for(texts: list[str], options: dict) -> list[RecommendationRequest]:
     """The texts as endpoint requests of up to MAX_TEXTS each; exits naming every bad text or option."""
     try:
-        parse_request({"text": "-", **options})
+        parse_request({"text": "-", **options})  # the options alone, so that a bad one is said once
     except InvalidRequest as e:
         raise SystemExit(f"error: {e.message}") from None
-    errors = [f"line {line}: {problem}" for line, text in enumerate(texts, start=1) if (problem := text_problem(text))]
+    errors = [f"text {n}: {problem}" for n, text in enumerate(texts, start=1) if (problem := text_problem(text))]
     if errors:
         raise SystemExit("error: " + "\n".join(errors))
     return [parse_request({"texts": texts[i:i + MAX_TEXTS], **options}) for i in range(0, len(texts), MAX_TEXTS)]
@@ -61,8 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     if not texts:
         raise SystemExit("error: no texts: give them as arguments or one per line on stdin")
     requests = requests_for(texts, {"k": args.k, "threshold": args.threshold, "exclude_used": args.exclude_used})
-    recommender = Recommender(FastTextProcess(str(ROOT / "fasttext"), str(args.model), k=MAX_K,
-                                              timeout=DEFAULT_TIMEOUT_SECONDS))
+    os.environ["MODEL_PATH"] = str(args.model.resolve())  # --model, not a model in S3
+    os.environ.pop("MODEL_S3_URI", None)
+    recommender = Recommender.from_environment()
     try:
         for request in requests:
             for result in recommender.recommend(request):

@@ -7,7 +7,7 @@ Input: CSV with a header (columns `text` and `hashtags` or `tags`, optional `id`
 JSON lines ({"text": "...", "hashtags": ["#a", "b"]}), fastText's `__label__a text` format, or
 the 4-column TSV of data/; gzipped or not; the format comes from the name and the content, or
 --format. Tags are separated by whitespace, commas, semicolons or `|`, `#` optional, or written
-as `<a><b>` (Stack Exchange's exports) or `["a", "b"]`. Column names match in any case. Every bad
+as `<a><b>` (Stack Exchange's exports) or `["a", "b"]`. CSV column names match in any case. Every bad
 row is reported (file:line: what is wrong) before anything is trained. Rows with no words or
 no tags, repeated texts and tags seen fewer than --min-tag-count times are dropped, each rule
 with one line saying so. Without --valid, a seeded split (by the `group` column when there is
