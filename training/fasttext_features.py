@@ -1,0 +1,99 @@
+"""The input rows fastText 0.9.3 averages for a line, computed the way its Dictionary does.
+
+For a supervised model without subwords (minn = maxn = 0) a line's rows are: the id of each
+known word, in order, then `</s>`, then one row per pair of neighbouring tokens (`</s>`
+included), `nwords + hash(pair) % bucket`. A word the dictionary does not know has no row of
+its own but still takes part in the pairs. Hashes are 32-bit FNV-1a over the UTF-8 bytes,
+each byte sign-extended as fastText's `int8_t(str[i])` does; a pair's hash widens the two
+words' hashes as fastText does, from int32 to uint64 (src/dictionary.cc, `hash`,
+`addWordNgrams`, `pushHash`).
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from scipy import sparse
+
+EOS = "</s>"
+_FNV_OFFSET = 2166136261
+_FNV_PRIME = 16777619
+_PAIR_MULTIPLIER = np.uint64(116049371)
+_MASK32 = 0xFFFFFFFF
+
+
+def token_hash(token: str) -> int:
+    """fastText's Dictionary::hash of a token, as an unsigned 32-bit integer."""
+    h = _FNV_OFFSET
+    for byte in token.encode("utf-8"):
+        h = ((h ^ (byte | 0xFFFFFF00 if byte >= 0x80 else byte)) * _FNV_PRIME) & _MASK32
+    return h
+
+
+def _as_widened(h: int) -> int:
+    """The uint64 that fastText's `uint64_t h = hashes[i]` makes of an int32 word hash."""
+    return h | 0xFFFFFFFF00000000 if h & 0x80000000 else h
+
+
+class Vocabulary:
+    """The words of a model (`</s>` first, then by frequency) and its number of pair buckets."""
+
+    def __init__(self, words: Sequence[str], bucket: int, counts: Sequence[int] | None = None):
+        if bucket < 1:
+            raise ValueError("bucket must be at least 1")
+        self.words = list(words)
+        self.counts = list(counts) if counts is not None else [1] * len(self.words)
+        self.bucket = bucket
+        self.index = {word: i for i, word in enumerate(self.words)}
+        self._hashes: dict[str, int] = {}
+
+    @classmethod
+    def from_lines(cls, lines: Iterable[str], bucket: int) -> "Vocabulary":
+        """Every token of the cleaned lines (minCount 1), with `</s>` once per line, as fastText counts."""
+        counts = Counter()
+        n = 0
+        for line in lines:
+            counts.update(line.split())
+            n += 1
+        counts.pop(EOS, None)
+        ranked = [(EOS, n)] + sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return cls([w for w, _ in ranked], bucket, [c for _, c in ranked])
+
+    @property
+    def rows(self) -> int:
+        """The input matrix's rows: one per word, one per bucket."""
+        return len(self.words) + self.bucket
+
+    def _widened_hash(self, token: str) -> int:
+        h = self._hashes.get(token)
+        if h is None:
+            h = self._hashes[token] = _as_widened(token_hash(token))
+        return h
+
+    def line_ids(self, line: str) -> list[int]:
+        """The rows fastText averages for one cleaned line (a line of space-separated tokens)."""
+        tokens = line.split() + [EOS]
+        ids = [self.index[t] for t in tokens if t in self.index]
+        hashes = np.array([self._widened_hash(t) for t in tokens], dtype=np.uint64)
+        if len(hashes) > 1:
+            with np.errstate(over="ignore"):
+                pairs = hashes[:-1] * _PAIR_MULTIPLIER + hashes[1:]
+            ids.extend((len(self.words) + (pairs % np.uint64(self.bucket))).tolist())
+        return ids
+
+    def features(self, lines: Sequence[str], weights: np.ndarray | None = None) -> sparse.csr_matrix:
+        """One row per line: each id's share of the average fastText takes (occurrences / ids),
+        times `weights[id]` when given. So `features(lines) @ input_matrix` is fastText's hidden vector."""
+        indptr, indices, data = [0], [], []
+        for line in lines:
+            ids = self.line_ids(line)
+            for row, occurrences in Counter(ids).items():
+                indices.append(row)
+                data.append(occurrences / len(ids))
+            indptr.append(len(indices))
+        matrix = sparse.csr_matrix((np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64),
+                                    np.array(indptr, dtype=np.int64)), shape=(len(lines), self.rows))
+        matrix.sort_indices()
+        if weights is not None:
+            matrix = sparse.csr_matrix(matrix.multiply(weights.reshape(1, -1)))
+        return matrix
