@@ -48,15 +48,18 @@ class Vocabulary:
         self._hashes: dict[str, int] = {}
 
     @classmethod
-    def from_lines(cls, lines: Iterable[str], bucket: int) -> "Vocabulary":
-        """Every token of the cleaned lines (minCount 1), with `</s>` once per line, as fastText counts."""
-        counts = Counter()
+    def from_lines(cls, lines: Iterable[str], bucket: int, min_lines: int = 1) -> "Vocabulary":
+        """The tokens of the cleaned lines found in at least `min_lines` of them, and `</s>`, most
+        frequent first (fastText counts `</s>` once per line)."""
+        counts, lines_with = Counter(), Counter()
         n = 0
         for line in lines:
-            counts.update(line.split())
+            tokens = line.split()
+            counts.update(tokens)
+            lines_with.update(set(tokens))
             n += 1
-        counts.pop(EOS, None)
-        ranked = [(EOS, n)] + sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        kept = {word: count for word, count in counts.items() if lines_with[word] >= min_lines and word != EOS}
+        ranked = [(EOS, n)] + sorted(kept.items(), key=lambda item: (-item[1], item[0]))
         return cls([w for w, _ in ranked], bucket, [c for _, c in ranked])
 
     @property

@@ -81,3 +81,21 @@ def threshold_curve(gold: Sequence[Sequence[str]], predictions: Sequence[Predict
             "labels_per_text": n_pred / len(gold) if gold else 0.0,
         })
     return rows
+
+
+def calibration(gold: Sequence[Sequence[str]], predictions: Sequence[Prediction], k: int = 5, bins: int = 10) -> dict:
+    """Expected calibration error of the top-k answers: |mean p - fraction correct| per equal-width bin,
+    weighted by the bin's share of the (text, label) pairs."""
+    rows = [[0, 0.0, 0] for _ in range(bins)]
+    for wanted, answer in zip(gold, predictions):
+        wanted = set(wanted)
+        for label, p in answer[:k]:
+            row = rows[min(int(p * bins), bins - 1)]
+            row[0] += 1
+            row[1] += p
+            row[2] += label in wanted
+    n = sum(r[0] for r in rows)
+    table = [{"low": i / bins, "high": (i + 1) / bins, "count": c, "mean_p": s / c if c else 0.0,
+              "correct": hits / c if c else 0.0} for i, (c, s, hits) in enumerate(rows)]
+    ece = sum(r["count"] / n * abs(r["mean_p"] - r["correct"]) for r in table) if n else 0.0
+    return {"ece": ece, "bins": table}

@@ -31,10 +31,15 @@ from collections import Counter
 from pathlib import Path
 
 from text_cleaning import clean_text
+import numpy as np
+
+from training import calibration, prepare, size_budget
 from training import fasttext_cli as ft
 from training import metrics as mt
-from training import prepare, quantization
-from training.dataset import FORMATS, Example, read_examples
+from training.dataset import FORMATS, Example
+from training.learners import Candidate, DataShape, fasttext_supervised
+from training.learners.linear import LinearLearner
+from training.model_file import FastTextModel, table_sigmoid, write_model
 from training.presets import auto_preset, get_preset
 from training.report import write_pr_figure, write_report
 
@@ -150,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
                            f"{prepare.DEFAULT_MIN_TAG_COUNT}; 1 for the bundled data)")
     data.add_argument("--split-seed", type=int, default=prepare.SPLIT_SEED,
                       help="seed of the train/validation split when there is no --valid")
+    parser.add_argument("--learner", choices=("auto", "fasttext", "linear"), default="auto",
+                        help="auto (default): fastText and the linear learner's candidates, the best on validation "
+                             "wins; fasttext or linear: only that learner")
+    parser.add_argument("--size-budget", type=float, default=size_budget.DEFAULT_BUDGET / size_budget.MIB,
+                        metavar="MIB", help="the largest model file written, in MiB (default: 10)")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="ship the winner as fitted on the training split, not refitted on all rows")
     parser.add_argument("--preset", help="auto (sized from the data; the default with --train), default (the "
                                          "Debian model's; the default without --train) or seed")
     parser.add_argument("--output", type=Path, default=Path("model.bin"))
@@ -163,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a word-vector pretraining parameter of the preset (repeatable)")
     parser.add_argument("--no-pretrain", action="store_true",
                         help="skip the preset's word-vector pretraining step")
-    parser.add_argument("--no-quantize", action="store_true", help="ship the model unquantized")
+    parser.add_argument("--no-quantize", action="store_true", help="ship the model unquantized, whatever its size")
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--build-dir", type=Path, help="keep intermediate files here (default: a temp dir)")
     return parser
@@ -196,6 +208,98 @@ def choose_preset(name: str | None, own_data: bool, train: list[Example], label_
     return name, preset
 
 
+def fasttext_candidate(args: argparse.Namespace, train: list[Example], label_count: int) -> Candidate:
+    """fastText with the preset asked for (or chosen for the data) and the command line's overrides."""
+    preset_name, preset = choose_preset(args.preset, args.train is not None, train, label_count)
+    params = {**preset["train"], **parse_overrides(args.set)}
+    qparams = preset.get("quantize")
+    if args.quantize_set:
+        qparams = {**(qparams or {}), **parse_overrides(args.quantize_set)}
+    pparams = preset.get("pretrain")
+    if args.pretrain_set:
+        pparams = {**(pparams or {}), **parse_overrides(args.pretrain_set)}
+    if args.no_pretrain or args.pretrained_vectors:
+        pparams = None
+    if args.pretrained_vectors:
+        dim = read_vec_dim(args.pretrained_vectors)
+        if params.get("dim") != dim:
+            log(f"--pretrained-vectors has dimension {dim}: using -dim {dim} instead of {params.get('dim')}")
+        params["dim"] = dim
+        params["pretrainedVectors"] = str(args.pretrained_vectors.resolve())
+    return fasttext_supervised.candidate(preset_name, {"train": params, "pretrain": pparams, "quantize": qparams})
+
+
+def data_shape(train: list[Example], label_count: int) -> DataShape:
+    lines = [clean_text(e.text).split() for e in train]
+    return DataShape(
+        examples=len(train), labels=label_count, tokens=sum(map(len, lines)),
+        words=len({w for line in lines for w in line}),
+        bigrams=len({pair for line in lines for pair in zip(line, line[1:])}),
+        ids=sum(2 * len(line) + 1 for line in lines),
+    )
+
+
+def candidates_for(args: argparse.Namespace, train: list[Example], shape: DataShape,
+                   linear_learner: LinearLearner) -> list[Candidate]:
+    """The candidates --learner asks for: fastText, the linear learner's, or both (auto) when they fit."""
+    found = []
+    if args.learner in ("auto", "fasttext"):
+        found.append(fasttext_candidate(args, train, shape.labels))
+    if args.learner in ("auto", "linear"):
+        linear_candidates, reason = linear_learner.candidates(shape)
+        if not linear_candidates and args.learner == "linear":
+            linear_candidates, reason = linear_learner.candidates(shape, forced=True)
+        log(reason)
+        found += linear_candidates
+    return found
+
+
+def criterion(scores: dict) -> float:
+    """How candidates are ranked: the mean of validation P@1 and R@5, with calibrated probabilities."""
+    return (scores["p_at_1"] + scores["r_at_5"]) / 2
+
+
+class Validation:
+    """The validation split as every candidate is scored on it."""
+
+    def __init__(self, examples: list[Example], build: Path, binary: Path):
+        self.examples = examples
+        self.lines = [clean_text(e.text) for e in examples]
+        self.gold = [e.labels for e in examples]
+        self.binary = binary
+        self.text_file, self.labelled_file = build / "valid.text.txt", build / "valid.txt"
+        ft.write_text_file(examples, self.text_file)
+        ft.write_training_file(examples, self.labelled_file)
+
+    def truth(self, labels: list[str]) -> np.ndarray:
+        index = {label: i for i, label in enumerate(labels)}
+        y = np.zeros((len(self.gold), len(labels)), dtype=np.float32)
+        for i, tags in enumerate(self.gold):
+            y[i, [index[t] for t in tags if t in index]] = 1
+        return y
+
+    def calibrated(self, model: FastTextModel) -> tuple[float, dict, list]:
+        """The temperature fitted here, and the scores and answers of the model scaled by it."""
+        scores = model.scores(self.lines)
+        temperature = calibration.fit_temperature(scores, self.truth(model.labels))
+        probabilities = table_sigmoid(scores * temperature)
+        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :PREDICT_K]
+        predictions = [[(model.labels[j], float(probabilities[i, j])) for j in row] for i, row in enumerate(top)]
+        return temperature, self.scored(predictions), predictions
+
+    def scored(self, predictions: list) -> dict:
+        return {**mt.headline(self.gold, predictions), "ece_top5": mt.calibration(self.gold, predictions)["ece"]}
+
+    def answers(self, model_file: Path) -> list:
+        return ft.predict_prob(self.binary, model_file, self.text_file, PREDICT_K)
+
+
+def fit(candidate: Candidate, examples: list[Example], work: Path, args, linear_learner: LinearLearner):
+    if candidate.learner == fasttext_supervised.NAME:
+        return fasttext_supervised.fit(candidate, examples, work, args.threads, log)
+    return linear_learner.fit(candidate, examples)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
 
@@ -209,27 +313,10 @@ def main(argv: list[str] | None = None) -> dict:
     prepare.require_examples(train_examples, valid_examples)
     for line in prepare.summary(train_examples, valid_examples):
         log(line)
-    preset_name, preset = choose_preset(args.preset, args.train is not None, train_examples, len(label_counts))
-    params = {**preset["train"], **parse_overrides(args.set)}
-    qparams = preset.get("quantize")
-    if args.quantize_set:
-        qparams = {**(qparams or {}), **parse_overrides(args.quantize_set)}
-    if args.no_quantize:
-        qparams = None
-    fasttext_qparams = quantization.fasttext_options(qparams)
-    pparams = preset.get("pretrain")
-    if args.pretrain_set:
-        pparams = {**(pparams or {}), **parse_overrides(args.pretrain_set)}
-    if args.no_pretrain or args.pretrained_vectors:
-        pparams = None
-    if pparams is not None:
-        pparams = {**pparams, "dim": params.get("dim", 100)}
-    if args.pretrained_vectors:
-        dim = read_vec_dim(args.pretrained_vectors)
-        if params.get("dim") != dim:
-            log(f"--pretrained-vectors has dimension {dim}: using -dim {dim} instead of {params.get('dim')}")
-        params["dim"] = dim
-        params["pretrainedVectors"] = str(args.pretrained_vectors.resolve())
+    shape = data_shape(train_examples, len(label_counts))
+    linear_learner = LinearLearner(args.threads, log)
+    candidates = candidates_for(args, train_examples, shape, linear_learner)
+    budget = int(args.size_budget * size_budget.MIB)
     paths = output_paths(args.output)
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
 
@@ -237,121 +324,140 @@ def main(argv: list[str] | None = None) -> dict:
     build = Path(build_ctx.name) if build_ctx else args.build_dir
     build.mkdir(parents=True, exist_ok=True)
     try:
-        log(f"preset {preset_name!r}: pretrain {pparams}; supervised {' '.join(ft.params_to_args(params))}; "
-            f"quantize {qparams}")
-        log(f"step 1/6: writing cleaned training files into {build}")
-        train_file, valid_file, valid_text = build / "train.txt", build / "valid.txt", build / "valid.text.txt"
+        validation = Validation(valid_examples, build, binary)
+        train_file = build / "train.txt"
         ft.write_training_file(train_examples, train_file)
-        ft.write_training_file(valid_examples, valid_file)
-        ft.write_text_file(valid_examples, valid_text)
-        gold = [ex.labels for ex in valid_examples]
+        log(f"step 1/4: {len(candidates)} candidates, each fitted on the training split and scored on validation "
+            f"(criterion: mean of P@1 and R@5, probabilities calibrated)")
+        results = []
+        for i, candidate in enumerate(candidates, start=1):
+            log(f"candidate {i}/{len(candidates)}: {candidate.name}")
+            candidate_started = time.monotonic()
+            model = fit(candidate, train_examples, build / f"candidate-{i}", args, linear_learner)
+            temperature, scores, _ = validation.calibrated(model)
+            seconds = time.monotonic() - candidate_started
+            results.append({"candidate": candidate, "model": model, "temperature": temperature,
+                            "scores": scores, "seconds": seconds})
+            log(f"  P@1 {scores['p_at_1']:.4f}, R@5 {scores['r_at_5']:.4f}, ECE {scores['ece_top5']:.3f} "
+                f"(temperature {temperature:.3f}), {model.file_bytes() / size_budget.MIB:.1f} MiB dense, {seconds:.1f} s")
+        winner = max(results, key=lambda r: criterion(r["scores"]))
+        why = (f"{winner['candidate'].name} wins: criterion {criterion(winner['scores']):.4f}"
+               + "".join(f"; {r['candidate'].name} {criterion(r['scores']):.4f}" for r in results if r is not winner))
+        log(why)
+        for r in results:
+            if r is not winner:
+                r["model"] = None  # free the losers' matrices
 
-        pretrain_seconds = 0.0
-        if pparams is not None:
-            # `corpus` (optional): a dataset file of further texts, pretrained on after the training texts.
-            corpus = pparams.get("corpus")
-            corpus_examples = list(read_examples(ft.ROOT / corpus)) if corpus else []
-            log(f"step 2/6: fasttext {pparams.get('model', 'skipgram')} word vectors on the training texts "
-                f"and {len(corpus_examples)} texts of {corpus or 'no further corpus'}")
-            train_text = build / "train.text.txt"
-            ft.write_text_file(train_examples + corpus_examples, train_text)
-            vectors = build / "vectors"
-            try:
-                pretrain_seconds = ft.pretrain(binary, train_text, vectors,
-                                               {k: v for k, v in pparams.items() if k != "corpus"},
-                                               threads=args.threads)
-            except RuntimeError as e:
-                # fastText 0.9.3 can abort on NaN here for a very small corpus; the supervised
-                # model trains fine without the vectors, so carry on rather than fail the run.
-                log(f"  word-vector pretraining failed, continuing without pretrained vectors: {e}")
-                pparams = None
-            else:
-                vectors.with_suffix(".bin").unlink(missing_ok=True)  # only the .vec is needed
-                params["pretrainedVectors"] = str(vectors.with_suffix(".vec").resolve())
-                log(f"  trained in {pretrain_seconds:.1f} s: {vectors.with_suffix('.vec')}")
+        log("step 2/4: the winner within the size budget, scored on validation")
+        calibrated = calibration.with_temperature(winner["model"], winner["temperature"])
+        dense_bytes = calibrated.file_bytes()
+        preset_options = winner["candidate"].params.get("quantize")
+        if args.no_quantize:
+            budget_for_run = max(budget, calibrated.file_bytes())
         else:
-            log("step 2/6: no word-vector pretraining")
+            budget_for_run = budget
+        shipped = size_budget.within_budget(
+            calibrated, build / "budget", budget_for_run, lambda path: validation.scored(validation.answers(path)),
+            criterion, train_file, args.threads, log, preset_options=preset_options)
+        dense_scores = winner["scores"]
+        final_scores = shipped.scores or dense_scores
+        predictions = validation.answers(shipped.path)
+        check = cross_check(binary, shipped.path, validation.labelled_file, validation.gold, predictions,
+                            set(label_counts))
 
-        log("step 3/6: fasttext supervised")
-        prefix = build / "model"
-        supervised_seconds = ft.train(binary, train_file, prefix, params, threads=args.threads)
-        unquantized = prefix.with_suffix(".bin")
-        log(f"  trained in {supervised_seconds:.1f} s: {unquantized.stat().st_size:,} bytes")
-
-        log("step 4/6: evaluating the unquantized model on validation")
-        before, predictions = evaluate(binary, unquantized, valid_text, gold)
-        log("  " + ", ".join(f"{k} {v:.4f}" for k, v in before.items()))
-
-        quantize_seconds = 0.0
-        final_model = unquantized
-        if qparams is not None:
-            log("step 5/6: fasttext quantize")
-            quantize_seconds = ft.quantize(binary, train_file, prefix, fasttext_qparams, threads=args.threads)
-            final_model = prefix.with_suffix(".ftz")
-            log(f"  quantized in {quantize_seconds:.1f} s: {final_model.stat().st_size:,} bytes")
-            if qparams.get(quantization.REFIT_NORMS):
-                log(f"  norm codebook refitted: {quantization.refit_norms(unquantized, final_model)}")
-            final, predictions = evaluate(binary, final_model, valid_text, gold)
-            log("  " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
+        if args.no_refit:
+            log("step 3/4: --no-refit: shipping the model fitted on the training split")
+            final_path = shipped.path
         else:
-            log("step 5/6: no quantization in this preset")
-            final = before
+            log(f"step 3/4: refitting {winner['candidate'].name} on all {len(train_examples) + len(valid_examples):,} "
+                f"rows (training and validation)")
+            all_examples = train_examples + valid_examples
+            winner["model"] = calibrated = None
+            refit = fit(winner["candidate"], all_examples, build / "refit", args, linear_learner)
+            refit = calibration.with_temperature(refit, winner["temperature"])
+            all_file = build / "all.txt"
+            ft.write_training_file(all_examples, all_file)
+            final_path = _ship(refit, build / "final", shipped, budget_for_run, all_file, args.threads)
+            refit = None
 
-        log("step 6/6: writing the model, metrics, report and figure")
-        write_atomically(final_model, paths["model"])
-        check = cross_check(binary, final_model, valid_file, gold, predictions, set(label_counts))
+        log("step 4/4: writing the model, metrics, report and figure")
+        write_atomically(final_path, paths["model"])
         training_seconds = time.monotonic() - started
         metrics = {
-            "preset": preset_name,
+            "learner": winner["candidate"].learner,
+            "winner": winner["candidate"].name,
+            "why": why,
+            "criterion": "mean of validation P@1 and R@5, probabilities calibrated",
+            "candidates": [{"name": r["candidate"].name, "learner": r["candidate"].learner,
+                            "params": _jsonable(r["candidate"].params), "temperature": r["temperature"],
+                            "seconds": r["seconds"], **r["scores"]} for r in results],
+            "preset": winner["candidate"].params.get("preset"),
+            "temperature": winner["temperature"],
+            "refit_on_all_rows": not args.no_refit,
             "data": source,
             "data_notes": notes,
             "model": str(paths["model"]),
             "model_bytes": paths["model"].stat().st_size,
-            "unquantized_bytes": unquantized.stat().st_size,
-            "quantized": qparams is not None,
+            "size_budget_bytes": budget,
+            "unquantized_bytes": dense_bytes,
+            "quantized": shipped.quantize is not None,
+            "quantize_params": shipped.quantize,
+            "quantize_tried": shipped.tried,
             "labels": len(label_counts),
             "train_examples": len(train_examples),
             "valid_examples": len(valid_examples),
-            "p_at_1": final["p_at_1"],
-            "p_at_5": final["p_at_5"],
-            "r_at_5": final["r_at_5"],
-            "p_at_1_unquantized": before["p_at_1"],
-            "r_at_5_unquantized": before["r_at_5"],
-            "quantization_cost_p_at_1": before["p_at_1"] - final["p_at_1"],
-            "validation": final,
-            "validation_unquantized": before,
+            "p_at_1": final_scores["p_at_1"],
+            "p_at_5": final_scores["p_at_5"],
+            "r_at_5": final_scores["r_at_5"],
+            "ece_top5": final_scores["ece_top5"],
+            "p_at_1_unquantized": dense_scores["p_at_1"],
+            "r_at_5_unquantized": dense_scores["r_at_5"],
+            "quantization_cost_p_at_1": dense_scores["p_at_1"] - final_scores["p_at_1"],
+            "validation": final_scores,
+            "validation_unquantized": dense_scores,
+            "calibration": mt.calibration(validation.gold, predictions),
             "fasttext_test": check,
             "training_seconds": training_seconds,
-            "pretrain_seconds": pretrain_seconds,
-            "pretrain_params": pparams,
-            "supervised_seconds": supervised_seconds,
-            "quantize_seconds": quantize_seconds,
             "threads": args.threads,
-            "params": params,
-            "quantize_params": qparams,
-            "train_args": ft.params_to_args(params),
-            "quantize_args": ft.params_to_args({k: v for k, v in fasttext_qparams.items() if not isinstance(v, bool)})
-            + [f"-{k}" for k, v in fasttext_qparams.items() if v is True],
         }
         paths["metrics"].write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         frequent = [label for label, _ in label_counts.most_common(TOP_LABELS)]
-        curve = mt.threshold_curve(gold, predictions, THRESHOLDS, k=PREDICT_K)
+        curve = mt.threshold_curve(validation.gold, predictions, THRESHOLDS, k=PREDICT_K)
         write_report(paths["report"], metrics,
-                     mt.per_label(gold, predictions, frequent, k=5, threshold=0.0),
-                     mt.per_label(gold, predictions, frequent, k=5, threshold=0.5),
+                     mt.per_label(validation.gold, predictions, frequent, k=5, threshold=0.0),
+                     mt.per_label(validation.gold, predictions, frequent, k=5, threshold=0.5),
                      curve, paths["figure"].name)
         write_pr_figure(paths["figure"], curve,
-                        f"preset {preset_name}: P@1 {final['p_at_1']:.3f}, R@5 {final['r_at_5']:.3f}, "
-                        f"{metrics['model_bytes'] / 2**20:.2f} MiB")
-        log(f"done in {time.monotonic() - started:.1f} s: {paths['model']} ({metrics['model_bytes']:,} bytes), "
-            f"P@1 {final['p_at_1']:.4f} (unquantized {before['p_at_1']:.4f}), P@5 {final['p_at_5']:.4f}, "
-            f"R@5 {final['r_at_5']:.4f}")
+                        f"{winner['candidate'].name}: P@1 {final_scores['p_at_1']:.3f}, "
+                        f"R@5 {final_scores['r_at_5']:.3f}, {metrics['model_bytes'] / 2**20:.2f} MiB")
+        log(f"done in {training_seconds:.1f} s: {paths['model']} ({metrics['model_bytes']:,} bytes), "
+            f"{winner['candidate'].name}; validation P@1 {final_scores['p_at_1']:.4f}, R@5 {final_scores['r_at_5']:.4f}, "
+            f"ECE {final_scores['ece_top5']:.3f}")
         for key in ("metrics", "report", "figure"):
             log(f"  wrote {paths[key]}")
         return metrics
     finally:
         if build_ctx:
             build_ctx.cleanup()
+
+
+def _ship(model: FastTextModel, work: Path, shipped: size_budget.Shipped, budget: int, train_file: Path,
+          threads: int) -> Path:
+    """The refit model as a file, quantized as chosen on validation; unless they are a preset's own
+    options, with as many rows as the budget allows."""
+    work.mkdir(parents=True, exist_ok=True)
+    dense = work / "dense.bin"
+    write_model(model, dense)
+    options = shipped.quantize
+    if options is None:
+        return dense
+    if "cutoff" in options and not shipped.preset:
+        options = {**options, "cutoff": size_budget.rows_within(model, budget, options["dsub"], options["qout"])}
+    return size_budget.quantize_within(dense, work / "final.bin", options, budget, train_file, threads)
+
+
+def _jsonable(params: dict) -> dict:
+    return json.loads(json.dumps(params, default=str))
 
 
 if __name__ == "__main__":

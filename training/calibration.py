@@ -1,0 +1,43 @@
+"""Calibrated probabilities: one temperature on the output matrix, fitted on validation.
+
+Scaling the output matrix by t turns every score s into t * s, so the file holds the
+calibration exactly and the binary serves it unchanged. t is fitted to the binary log loss
+of every (text, label) pair under fastText's own table sigmoid, whose clipping at |s| > 8 is
+what makes an over-confident model tie its best hashtags at 1.0.
+"""
+
+import math
+
+import numpy as np
+
+from training.model_file import FastTextModel, table_sigmoid
+
+_LOW, _HIGH = math.log(0.01), math.log(10.0)
+_MAX_PAIRS = 20_000_000  # (text, label) pairs the fit looks at; more are sampled down
+
+
+def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    """The t minimising the log loss of table_sigmoid(t * scores) against y (0/1), p floored at 1e-5
+    as fastText's log is; a golden-section search over log t in [0.01, 10]."""
+    if scores.size > _MAX_PAIRS:
+        rows = np.random.default_rng(0).choice(scores.shape[0], _MAX_PAIRS // scores.shape[1], replace=False)
+        scores, y = scores[rows], y[rows]
+
+    def loss(log_t: float) -> float:
+        p = table_sigmoid(scores * math.exp(log_t)).astype(np.float64)
+        return -float(np.mean(y * np.log(p + 1e-5) + (1 - y) * np.log(1 - p + 1e-5)))
+
+    low, high = _LOW, _HIGH
+    golden = (math.sqrt(5) - 1) / 2
+    for _ in range(40):
+        a, b = high - golden * (high - low), low + golden * (high - low)
+        if loss(a) < loss(b):
+            high = b
+        else:
+            low = a
+    return math.exp((low + high) / 2)
+
+
+def with_temperature(model: FastTextModel, t: float) -> FastTextModel:
+    """The same model with its output matrix scaled by t."""
+    return FastTextModel(model.vocabulary, model.labels, model.input, model.output * np.float32(t), model.label_counts)

@@ -1,0 +1,132 @@
+"""A model within the size budget: the dense file when it fits, else the binary's own `quantize`
+with the settings that lose least on validation.
+
+Each setting keeps as many input rows as fit (`-cutoff`, the rows of largest norm, as fastText
+chooses them; rows no id uses have norm 0 and go first), at `-dsub` 1, 2 or 4 dimensions a
+byte, norms apart (`-qnorm`, their codebook refitted from the dense rows: training/quantization.py),
+and a quantized output matrix too (`-qout`, 2 dimensions a byte) when a dense one would take
+more than a quarter of the budget. Every setting tried is scored on validation with the binary;
+the best one (the selection criterion of train.py) is kept.
+"""
+
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training import fasttext_cli as ft
+from training import quantization
+from training.model_file import FastTextModel, write_model
+
+MIB = 2**20
+DEFAULT_BUDGET = 10 * MIB
+DSUBS = (1, 2, 4)
+_KSUB = 256  # centroids per sub-quantizer
+
+
+@dataclass
+class Shipped:
+    path: Path
+    quantize: dict | None  # the fastText quantize options, None when dense
+    scores: dict | None    # validation scores of the quantized model (None when dense: the dense scores hold)
+    tried: list[dict]
+    preset: bool = False  # the options are a preset's own: kept as they are for the refit model
+
+
+def quantized_bytes(model: FastTextModel, rows: int, dsub: int, qout: bool) -> int:
+    """About what `fasttext quantize -cutoff rows -dsub dsub -qnorm [-qout]` writes for the model."""
+    dim, labels = model.dim, len(model.labels)
+    codebook = dim * _KSUB * 4 + 16
+    per_row = math.ceil(dim / dsub) + 1 + 12  # codes, norm code, dictionary entry or pruned-bucket pair
+    output = labels * math.ceil(dim / 2) + labels + codebook + _KSUB * 4 if qout else labels * dim * 4 + 16
+    label_names = sum(len(label.encode()) + 19 for label in model.labels)
+    return 2048 + label_names + codebook + _KSUB * 4 + rows * per_row + output
+
+
+def rows_within(model: FastTextModel, budget: int, dsub: int, qout: bool) -> int:
+    """The most input rows a quantized file of the model can keep within the budget (at most those in use)."""
+    used = int(np.count_nonzero(np.any(model.input != 0, axis=1)))
+    fixed = quantized_bytes(model, 0, dsub, qout)
+    return int(min(used, (budget - fixed) // (quantized_bytes(model, 1, dsub, qout) - fixed)))
+
+
+def settings_within(model: FastTextModel, budget: int) -> list[dict]:
+    """For each dsub, the most input rows that fit the budget."""
+    qout = len(model.labels) >= _KSUB and len(model.labels) * model.dim * 4 > budget / 4
+    found = []
+    for dsub in DSUBS:
+        if dsub > model.dim:
+            continue
+        rows = rows_within(model, budget, dsub, qout)
+        if rows >= _KSUB:
+            found.append({"cutoff": int(rows), "dsub": dsub, "qnorm": True, "qout": qout,
+                          quantization.REFIT_NORMS: True})
+    return found
+
+
+def quantize(dense: Path, options: dict, train_file: Path, threads: int) -> Path:
+    """`fasttext quantize` of DENSE (a .bin) into a .ftz beside it, the norms refitted when asked."""
+    prefix = dense.with_suffix("")
+    ft.quantize(ft.fasttext_binary(), train_file, prefix, quantization.fasttext_options(options), threads=threads,
+                quiet=True)
+    quantized = prefix.with_suffix(".ftz")
+    if options.get(quantization.REFIT_NORMS):
+        quantization.refit_norms(dense, quantized)
+    return quantized
+
+
+def within_budget(model: FastTextModel, work: Path, budget: int, score: Callable[[Path], dict],
+                  criterion: Callable[[dict], float], train_file: Path, threads: int, log,
+                  preset_options: dict | None = None) -> Shipped:
+    """The model as a file of at most `budget` bytes, quantized with the best setting when it must be.
+
+    `preset_options`, a preset's own tuned quantize options, are the only setting tried when given.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    dense = work / "dense.bin"
+    write_model(model, dense)
+    size = dense.stat().st_size
+    if size <= budget:
+        log(f"  dense model: {size:,} bytes, within the budget of {budget:,}: not quantized")
+        return Shipped(dense, None, None, [])
+    settings = [dict(preset_options)] if preset_options else settings_within(model, budget)
+    if not settings:
+        raise SystemExit(f"error: no quantization brings this model ({model.dim} dimensions, {len(model.labels)} "
+                         f"labels) under {budget:,} bytes; raise --size-budget or lower the rank")
+    tried, best = [], None
+    for i, options in enumerate(settings):
+        path = quantize_within(dense, work / f"q{i}.bin", options, budget, train_file, threads)
+        scores = score(path)
+        row = {"options": options, "bytes": path.stat().st_size, **scores}
+        tried.append(row)
+        log(f"  quantize {_describe(options)}: {row['bytes']:,} bytes, P@1 {scores['p_at_1']:.4f}, "
+            f"R@5 {scores['r_at_5']:.4f}")
+        if row["bytes"] <= budget and (best is None or criterion(scores) > criterion(best[1])):
+            best = (path, scores, options)
+    if best is None:
+        raise SystemExit(f"error: quantization left the model over {budget:,} bytes: {tried}")
+    return Shipped(best[0], best[2], best[1], tried, preset=bool(preset_options))
+
+
+def quantize_within(dense: Path, destination: Path, options: dict, budget: int, train_file: Path,
+                     threads: int) -> Path:
+    """Quantize with `options`; when the file comes out over budget, once more with fewer rows."""
+    copy = destination.with_suffix(".bin")
+    if copy != dense:
+        shutil.copyfile(dense, copy)
+    quantized = quantize(copy, options, train_file, threads)
+    size = quantized.stat().st_size
+    if size > budget and "cutoff" in options:
+        options["cutoff"] = int(options["cutoff"] * budget / size * 0.98)
+        quantized = quantize(copy, options, train_file, threads)
+    copy.unlink()
+    return quantized
+
+
+def _describe(options: dict) -> str:
+    return " ".join(f"-{k}" if v is True else f"-{k} {v}" for k, v in options.items()
+                    if v is not False and k != quantization.REFIT_NORMS) + \
+        (" + refit norms" if options.get(quantization.REFIT_NORMS) else "")
