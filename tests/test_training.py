@@ -15,6 +15,7 @@ from text_cleaning import clean_text
 from training import evaluate as ev
 from training import fasttext_cli as ft
 from training import metrics as mt
+from training import report
 from training import train as tr
 from training.dataset import Example, read_examples
 from training.presets import PRESETS, auto_preset, get_preset
@@ -184,6 +185,46 @@ def test_metrics_follow_fasttext_definitions():
     assert curve[2]["recall"] == 0.0
     with pytest.raises(ValueError):
         mt.at_k(gold, predictions[:2], 1)
+
+
+def test_calibration_of_the_top_5_by_hand():
+    gold = [["a"], ["b", "c"]]
+    predictions = [[("a", 0.95), ("b", 0.05)], [("b", 0.62), ("x", 0.55), ("c", 0.15), ("d", 0.01), ("e", 0.01),
+                                                 ("c", 0.0)]]  # a 6th answer, beyond the top 5
+    result = mt.calibration(gold, predictions)
+    # 7 pairs: a .95 right, b .05 wrong | b .62 right, x .55 wrong, c .15 right, d .01 wrong, e .01 wrong.
+    assert result["pairs"] == 7
+    bins = result["bins"]
+    assert [b["count"] for b in bins] == [3, 1, 0, 0, 0, 1, 1, 0, 0, 1]
+    assert bins[0]["mean_p"] == pytest.approx(0.07 / 3) and bins[0]["accuracy"] == 0.0
+    assert bins[1]["mean_p"] == pytest.approx(0.15) and bins[1]["accuracy"] == 1.0
+    assert bins[2]["mean_p"] is None and bins[2]["accuracy"] is None
+    assert (bins[5]["low"], bins[5]["high"]) == (0.5, 0.6)
+    # (3 * |0.07/3 - 0| + |0.15 - 1| + |0.55 - 0| + |0.62 - 1| + |0.95 - 1|) / 7 = 1.90 / 7
+    assert result["ece"] == pytest.approx(1.90 / 7)
+    assert mt.calibration(gold, predictions, k=1)["ece"] == pytest.approx((0.05 + 0.38) / 2)
+
+
+def test_calibration_bins_edges_and_a_calibrated_model():
+    # 10 texts answered "a" with p 0.3, 3 of them rightly: calibrated, whatever the bins.
+    gold = [["a"]] * 3 + [["b"]] * 7
+    assert mt.calibration(gold, [[("a", 0.3)]] * 10)["ece"] == pytest.approx(0.0)
+    # Two bins: 0.5 and 1.0 (and fastText's 1.00001) fall in the upper one, mean 0.833.., 2 of 3 right.
+    result = mt.calibration([["a"], ["a"], ["b"]], [[("a", 0.5)], [("a", 1.0)], [("a", 1.00001)]], bins=2)
+    assert [b["count"] for b in result["bins"]] == [0, 3]
+    assert result["ece"] == pytest.approx(abs(2.50001 / 3 - 2 / 3))
+    with pytest.raises(ValueError):
+        mt.calibration(gold, [[("a", 0.3)]] * 9)
+    with pytest.raises(ValueError):
+        mt.calibration([["a"]], [[]])
+
+
+def test_report_renders_the_reliability_table():
+    table = report.calibration_lines(mt.calibration([["a"], ["b"]], [[("a", 0.95)], [("a", 0.05)]], bins=2))
+    assert "Top-5 expected calibration error: **0.050** over 2 (text, hashtag) pairs" in "\n".join(table)
+    assert table[-2:] == ["| 0.0-0.5 | 1 | 0.050 | 0.000 |", "| 0.5-1.0 | 1 | 0.950 | 1.000 |"]
+    assert "| 0.0-0.5 | 0 | - | - |" in report.calibration_lines(mt.calibration([["a"]], [[("a", 0.9)]], bins=2))
+    assert report.calibration_lines(None) == []
 
 
 # --- the real entry point, end to end --------------------------------------------------------------------

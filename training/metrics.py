@@ -81,3 +81,35 @@ def threshold_curve(gold: Sequence[Sequence[str]], predictions: Sequence[Predict
             "labels_per_text": n_pred / len(gold) if gold else 0.0,
         })
     return rows
+
+
+def calibration(gold: Sequence[Sequence[str]], predictions: Sequence[Prediction], k: int = 5,
+                bins: int = 10) -> dict:
+    """Expected calibration error of the top-k answers, and the reliability table behind it.
+
+    Every (text, label) pair among each text's top k answers falls in one of `bins` equal-width
+    bins of [0, 1] by its probability (1.0 in the last); ECE = sum over bins of
+    n_bin / N * |mean probability - fraction of the pairs whose label is a gold label|.
+    An empty bin has mean_p and accuracy None.
+    """
+    if len(gold) != len(predictions):
+        raise ValueError(f"{len(gold)} examples but {len(predictions)} predictions")
+    counts, prob_sums, correct = [0] * bins, [0.0] * bins, [0] * bins
+    for labels, answer in zip(gold, predictions):
+        wanted = set(labels)
+        for label, prob in answer[:k]:
+            b = min(max(int(prob * bins), 0), bins - 1)  # fastText may print 1.00001
+            counts[b] += 1
+            prob_sums[b] += prob
+            correct[b] += label in wanted
+    total = sum(counts)
+    if not total:
+        raise ValueError("no answers to measure calibration on")
+    table, ece = [], 0.0
+    for b in range(bins):
+        n = counts[b]
+        mean_p, accuracy = (prob_sums[b] / n, correct[b] / n) if n else (None, None)
+        if n:
+            ece += n / total * abs(mean_p - accuracy)
+        table.append({"low": b / bins, "high": (b + 1) / bins, "count": n, "mean_p": mean_p, "accuracy": accuracy})
+    return {"ece": ece, "pairs": total, "k": k, "bins": table}

@@ -40,6 +40,35 @@ def write_pr_figure(path: Path, curve: list[dict], title: str) -> None:
     plt.close(fig)
 
 
+def calibration_lines(calibration: dict | None) -> list[str]:
+    """The reliability table of metrics.calibration, when the run measured it."""
+    if not calibration:
+        return []
+    lines = [
+        "",
+        "## Calibration",
+        "",
+        f"Top-{calibration['k']} expected calibration error: **{calibration['ece']:.3f}** over "
+        f"{calibration['pairs']:,} (text, hashtag) pairs: per bin of predicted probability, how often "
+        "the hashtag is one of the text's tags.",
+        "",
+        "| probability | pairs | mean probability | fraction correct |",
+        "|---|---|---|---|",
+    ]
+    for row in calibration["bins"]:
+        mean_p, accuracy = ("-", "-") if not row["count"] else (_pct(row["mean_p"]), _pct(row["accuracy"]))
+        lines.append(f"| {row['low']:.1f}-{row['high']:.1f} | {row['count']:,} | {mean_p} | {accuracy} |")
+    return lines
+
+
+def data_lines(notes: list[str]) -> list[str]:
+    """What was read, dropped and split, as training printed it."""
+    dropped = sum(note.startswith("dropped") for note in notes)
+    return ["", "## Dropped from the data", "",
+            "Nothing was dropped." if not dropped else f"{dropped} rule{'s' if dropped > 1 else ''} dropped "
+            "rows or tags; all that training said about the data:", ""] + [f"- {note}" for note in notes]
+
+
 def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t50: list[dict],
                  curve: list[dict], figure_name: str) -> None:
     """The Markdown report: headline metrics, quantization cost, per-hashtag table, thresholds."""
@@ -82,6 +111,8 @@ def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t
     if ft:
         lines += ["", f"Cross-check with `fasttext test` (it skips gold labels unknown to the model): "
                       f"P@1 {ft['p_at_1']:.3f}, R@5 {ft['r_at_5']:.3f} (N={ft['n']})."]
+    lines += calibration_lines(m.get("calibration"))
+    lines += data_lines(m.get("data_notes", []))
     lines += [
         "",
         f"## The {len(top_labels)} most frequent hashtags",
