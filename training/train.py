@@ -7,8 +7,9 @@ Input: CSV with a header (columns `text` and `hashtags` or `tags`, optional `id`
 JSON lines ({"text": "...", "hashtags": ["#a", "b"]}), fastText's `__label__a text` format, or
 the 4-column TSV of data/; gzipped or not; the format comes from the name and the content, or
 --format. Tags are separated by whitespace, commas, semicolons or `|`, `#` optional, or written
-as `<a><b>` (Stack Exchange's exports) or `["a", "b"]`. CSV column names match in any case. Every bad
-row is reported (file:line: what is wrong) before anything is trained. Rows with no words or
+as `<a><b>` (Stack Exchange's exports) or `["a", "b"]`. CSV column names match in any case. Tags that
+cannot be hashtags and rows that cannot be read are dropped (--strict: the file is refused, every bad
+row named as file:line: what is wrong, before anything is trained). Rows with no words or
 no tags, repeated texts and tags seen fewer than --min-tag-count times are dropped, each rule
 with one line saying so. Without --valid, a seeded split (by the `group` column when there is
 one) keeps about 20% for validation; the bundled Debian data is used only when --train is not given.
@@ -150,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                            f"{prepare.DEFAULT_MIN_TAG_COUNT}; 1 for the bundled data)")
     data.add_argument("--split-seed", type=int, default=prepare.SPLIT_SEED,
                       help="seed of the train/validation split when there is no --valid")
+    data.add_argument("--strict", action="store_true",
+                      help="refuse a file with a tag that cannot be a hashtag or a row that cannot be read, "
+                           "naming every one, instead of dropping them")
     parser.add_argument("--preset", help="auto (sized from the data; the default with --train), default (the "
                                          "Debian model's; the default without --train) or seed")
     parser.add_argument("--output", type=Path, default=Path("model.bin"))
@@ -180,6 +184,7 @@ def data_source(args: argparse.Namespace) -> dict:
         "min_tag_count": args.min_tag_count if args.min_tag_count is not None
         else prepare.DEFAULT_MIN_TAG_COUNT if own else 1,
         "split_seed": args.split_seed,
+        "strict": args.strict,
     }
 
 
