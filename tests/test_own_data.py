@@ -138,9 +138,10 @@ def test_dropped_rows_each_get_one_summary_line(tmp_path):
     data.write_text("\n".join(rows) + "\n")
     valid.write_text("text,tags\n" + "".join(f'"Templates in C++ and C# number {i}","c++ c#"\n' for i in range(4)))
     log = train(data, tmp_path / "m.bin", "--valid", str(valid)).stderr
-    assert "dropped 1 training rows whose text has no words (line 3)" in log
-    assert "dropped 1 training rows with no tags (line 4)" in log
-    assert "dropped 1 training rows whose text is a duplicate of one earlier (the first is kept) (line 5)" in log
+    assert "dropped 1 training rows whose text has no words (row id or line: 3)" in log
+    assert "dropped 1 training rows with no tags (row id or line: 4)" in log
+    assert "dropped 1 training rows whose text is a duplicate of one earlier (the first is kept) " \
+           "(row id or line: 5)" in log
     assert "dropped 1 tags seen fewer than 3 times in training (--min-tag-count): #go" in log
 
 
@@ -231,8 +232,8 @@ MESSY_NOTES = [
     "dropped 2 training rows whose every tag cannot be a hashtag (lines 3, 6; ids x2, x5)",
     "dropped 1 training rows with another number of fields than the header (line 9): line 9: 4 fields where "
     "the header has 3; quote a field that holds a comma (\"a, b\")",
-    "dropped 1 training rows whose text has no words (line 7; id x6)",
-    "dropped 1 training rows with no tags (line 8; id x7)",
+    "dropped 1 training rows whose text has no words (row id or line: x6)",
+    "dropped 1 training rows with no tags (row id or line: x7)",
 ]
 
 
@@ -320,7 +321,7 @@ def test_a_file_that_mostly_cannot_be_read_is_refused_not_trained_on(tmp_path):
         read_dataset(data)
     data.write_text("text,tags\nGo post one,go\nGo post two,go\nGo post three,go\nbroken, row,go\nbroken, too,go\n")
     dataset = read_dataset(data)
-    assert [e.line for e in dataset.examples] == [2, 3, 4] and [p.line for p in dataset.problems] == [5, 6]
+    assert [e.id for e in dataset.examples] == ["2", "3", "4"] and [p.line for p in dataset.problems] == [5, 6]
 
 
 def test_the_report_says_when_nothing_was_dropped():
@@ -420,7 +421,7 @@ def test_fasttext_lines_without_labels_are_dropped_with_a_note(tmp_path):
     data = tmp_path / "posts.txt"
     data.write_text("\n".join(lines) + "\n")
     log = train(data, tmp_path / "m.bin").stderr
-    assert "dropped 1 training rows with no tags (line 13)" in log
+    assert "dropped 1 training rows with no tags (row id or line: 13)" in log
 
 
 def test_training_never_falls_back_to_the_bundled_data(tmp_path):

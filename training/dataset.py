@@ -48,14 +48,12 @@ _tag_problem = functools.lru_cache(maxsize=None)(tag_problem)
 
 
 class Example(NamedTuple):
-    """One labelled text: an id, a group (related examples stay on one side of a split), tags, text,
-    and the line of the file it starts on (0: not read from a file)."""
+    """One labelled text: an id, a group (related examples stay on one side of a split), tags, text."""
 
     id: str
     group: str
     labels: list[str]
     text: str
-    line: int = 0
 
 
 # The rules a row or a tag can break, each completing "dropped N rows ...", "dropped N tags ...".
@@ -67,6 +65,7 @@ FIELD_COUNT = "with another number of fields than the header"
 TSV_FIELDS = "without 4 tab-separated fields"
 NO_HASHTAG_LEFT = "whose every tag cannot be a hashtag"
 BAD_TAG = "that cannot be hashtags"
+UNREADABLE = {NOT_JSON, MISSING_KEY, TEXT_NOT_STRING, TAGS_NOT_STRINGS, FIELD_COUNT, TSV_FIELDS}
 
 
 class Problem(NamedTuple):
@@ -162,7 +161,7 @@ def read_dataset(path: Path, format: str | None = None, columns: Columns | None 
         if example is not None:
             dataset.examples.append(example)
     errors = [f"{path}:{p.line}: {p.detail}" for p in dataset.problems if p.rule != NO_HASHTAG_LEFT]
-    unreadable = sum(p.tag is None and p.rule != NO_HASHTAG_LEFT for p in dataset.problems)
+    unreadable = sum(p.rule in UNREADABLE for p in dataset.problems)
     rows = dataset.rows_read()
     if strict and errors:
         bad = len({p.line for p in dataset.problems})
@@ -223,7 +222,7 @@ def _example(row: _Row) -> tuple[Example | None, list[Problem]]:
             labels.setdefault(label)
     if problems and not labels:
         return None, problems + [Problem(NO_HASHTAG_LEFT, row.line, row.id, "no tag left that can be a hashtag")]
-    return Example(row.id, row.group if row.group is not None else row.id, list(labels), row.text, row.line), problems
+    return Example(row.id, row.group if row.group is not None else row.id, list(labels), row.text), problems
 
 
 def _error_summary(path: Path, format: str, errors: list[str], what: str) -> str:

@@ -20,17 +20,17 @@ def _first(items: list) -> str:
     return ", ".join(map(str, items[:_SHOWN])) + (", ..." if len(items) > _SHOWN else "")
 
 
-def _where(rows: list[Example | Problem]) -> str:
+def _where(problems: list[Problem]) -> str:
     """'lines 3, 7', and the rows' ids when the file names them."""
-    lines = list(dict.fromkeys(row.line for row in rows))
-    ids = list(dict.fromkeys(row.id for row in rows if row.id != str(row.line)))
+    lines = list(dict.fromkeys(problem.line for problem in problems))
+    ids = list(dict.fromkeys(problem.id for problem in problems if problem.id != str(problem.line)))
     return (f"line{'s' if len(lines) > 1 else ''} {_first(lines)}"
             + (f"; id{'s' if len(ids) > 1 else ''} {_first(ids)}" if ids else ""))
 
 
 def _note_dropped(dropped: list[Example], what: str, notes: list[str]) -> None:
     if dropped:
-        notes.append(f"dropped {len(dropped)} {what} ({_where(dropped)})")
+        notes.append(f"dropped {len(dropped)} {what} (row id or line: {_first([e.id for e in dropped])})")
 
 
 def note_problems(problems: list[Problem], name: str, notes: list[str]) -> None:
