@@ -23,6 +23,7 @@ from test_serverless import (  # noqa: F401 (serverless_cli is a fixture)
 from text_cleaning import extract_hashtags, tag_problem
 from training import evaluate as ev
 from training import fasttext_cli as ft
+from training import prepare, report
 from training.dataset import Columns, DatasetError, read_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,8 +180,6 @@ def test_validation_tags_unknown_to_training_are_named(tmp_path, models):
         ("apostrophe.csv", "text,tags\nA post,o'reilly\n", "apostrophe.csv:2: tag \"o'reilly\" cannot be a hashtag"),
         ("tag-type.jsonl", '{"text": "x", "hashtags": [1, 2]}\n',
          "tag-type.jsonl:1: the tags must be a string or a list of strings, not [1, 2]"),
-        ("bad-tag.jsonl", '{"text": "x", "hashtags": ["go", "-weird"]}\n',
-         "bad-tag.jsonl:1: tag '-weird' cannot be a hashtag: a hashtag is letters and digits"),
         ("short.tsv", "id\tgroup\tgo\n", "short.tsv:1: 3 tab-separated fields; a line is id<TAB>group<TAB>tags<TAB>text"),
         ("latin1.csv", "text,tags\nCaf\xe9 post,go\n", "latin1.csv:2: not UTF-8 text"),
         ("unknown.dat", "just some words\n", "cannot tell the format from the name or the first line"),
@@ -197,9 +196,139 @@ def test_every_bad_row_is_listed_not_only_the_first(tmp_path):
     data = tmp_path / "many.jsonl"
     data.write_text("\n".join(lines) + "\n")
     log = refused(data, tmp_path / "m.bin")
-    assert "many.jsonl: 30 bad rows (read as jsonl; --format names another), nothing was trained" in log
+    assert "many.jsonl: 30 of 31 rows cannot be read (read as jsonl; --format names another), " \
+           "nothing was trained" in log
     assert "many.jsonl:2: not a JSON object" in log and "many.jsonl:21: not a JSON object" in log
     assert "... and 10 more" in log
+
+
+# --- a messy export trains: what cannot be used is dropped, one line a rule; --strict refuses it ------------
+
+MESSY_ROWS = [  # the tags of a real export of package summaries that cannot be hashtags, and other trouble
+    'x1,An HTTP/2 server with push,"http, HTTP/2"',  # line 2: kept, as #http
+    "x2,Image generation with DALL\u00b7E,DALL\u00b7E",  # line 3: no tag left
+    "x3,Object mapper for databases,orm;O/RM",
+    'x4,Sign mail with S/MIME,"crypto s/mime"',
+    "x5,MySQL driver for .NET,connector/net",  # line 6: no tag left
+    "x6,,http",  # line 7: no text
+    'x7,"A post with no tags",',  # line 8
+    "x8,Unquoted, comma row,http",  # line 9: 4 fields
+]
+TOPICS = [("http", "HTTP client {i} sending requests with retries"), ("orm", "Database mapper {i} with sessions"),
+          ("crypto", "Encryption toolkit {i} with keys and ciphers")]
+
+
+def messy_export(tmp_path: Path) -> Path:
+    data = tmp_path / "export.csv"
+    good = [f"p{i},{text.format(i=i)},{tag}" for i in range(60) for tag, text in [TOPICS[i % 3]]]
+    data.write_text("id,text,tags\n" + "\n".join(MESSY_ROWS + good) + "\n", encoding="utf-8")
+    return data
+
+
+MESSY_NOTES = [
+    "dropped 5 tags that cannot be hashtags, 5 times in 5 training rows, which keep their other tags: "
+    "'HTTP/2', 'DALL\u00b7E', 'O/RM', 's/mime', 'connector/net' (lines 2, 3, 4, 5, 6; ids x1, x2, x3, x4, x5); "
+    "--strict refuses the file instead",
+    "dropped 2 training rows whose every tag cannot be a hashtag (lines 3, 6; ids x2, x5)",
+    "dropped 1 training rows with another number of fields than the header (line 9): line 9: 4 fields where "
+    "the header has 3; quote a field that holds a comma (\"a, b\")",
+    "dropped 1 training rows whose text has no words (row id or line: x6)",
+    "dropped 1 training rows with no tags (row id or line: x7)",
+]
+
+
+def test_a_messy_export_trains_and_says_what_it_dropped(tmp_path, fasttext_binary):
+    model = tmp_path / "messy.bin"
+    log = trained_ok(messy_export(tmp_path), model)
+    metrics = json.loads(model.with_suffix(".metrics.json").read_text())
+    notes = metrics["data_notes"]
+    assert notes[0] == f"read 68 rows of {tmp_path / 'export.csv'} as csv"
+    assert notes[1:6] == MESSY_NOTES
+    for note in MESSY_NOTES:
+        assert note in log
+    assert metrics["train_examples"] + metrics["valid_examples"] == 63  # 60, and x1, x3, x4 with their other tags
+    assert set(ft.model_labels(fasttext_binary, model)) == {"http", "orm", "crypto"}
+    report = model.with_suffix(".report.md").read_text()
+    assert "## Dropped from the data" in report
+    for note in MESSY_NOTES:
+        assert f"- {note}" in report
+
+
+def test_strict_refuses_the_messy_export_naming_every_bad_row(tmp_path):
+    data = messy_export(tmp_path)
+    log = refused(data, tmp_path / "m.bin", "--strict")
+    assert f"{data}: 6 bad rows (read as csv; --format names another), nothing was trained:" in log
+    for line, tag in [(2, "HTTP/2"), (3, "DALL\u00b7E"), (4, "O/RM"), (5, "s/mime"), (6, "connector/net")]:
+        assert f"{data}:{line}: tag {tag!r} cannot be a hashtag: a hashtag is letters and digits" in log
+    assert f"{data}:9: 4 fields where the header has 3" in log
+    assert "export.csv:7" not in log and "export.csv:8" not in log  # no text or no tags: dropped, as without it
+
+
+def load(train: Path, valid: Path | None = None, strict: bool = False) -> tuple[list, list, list[str]]:
+    return prepare.load({"train": str(train), "valid": str(valid) if valid else None, "format": None,
+                         "columns": {"text": None, "tags": None, "group": None}, "min_tag_count": 1,
+                         "split_seed": 1, "strict": strict})
+
+
+def test_json_lines_that_cannot_be_read_are_dropped_one_line_a_rule(tmp_path):
+    good = [json.dumps({"id": f"g{i}", "text": f"Goroutine leak number {i}", "hashtags": ["go"]}) for i in range(6)]
+    broken = [
+        '{"text": "broken", ',  # line 7
+        json.dumps({"text": None, "hashtags": ["go"]}),
+        json.dumps({"text": "tags of numbers", "hashtags": [1, 2]}),
+        json.dumps({"body": "no text key", "hashtags": ["go"]}),
+        '["a", "list"]',  # line 11
+        json.dumps({"id": "w", "text": "A weird tag and go", "hashtags": ["go", "-weird"]}),  # kept, as #go
+    ]
+    data = tmp_path / "posts.jsonl"
+    data.write_text("\n".join(good + broken) + "\n")
+    train, valid, notes = load(data)
+    assert len(train) + len(valid) == 7
+    assert notes[1:6] == [
+        "dropped 2 training rows that are not JSON objects (lines 7, 11): line 7: not a JSON object: "
+        "Expecting property name enclosed in double quotes at column 20",
+        "dropped 1 training rows whose text is not a string (line 8): line 8: the text must be a string, not null",
+        "dropped 1 training rows whose tags are not a string or a list of strings (line 9): line 9: the tags "
+        "must be a string or a list of strings, not [1, 2]",
+        "dropped 1 training rows without a text or tags key (line 10): line 10: no 'text' key",
+        "dropped 1 tags that cannot be hashtags, 1 times in 1 training rows, which keep their other tags: "
+        "'-weird' (line 12; id w); --strict refuses the file instead",
+    ]
+    with pytest.raises(SystemExit) as strict:
+        load(data, strict=True)
+    message = str(strict.value)
+    assert f"{data}: 6 bad rows (read as jsonl; --format names another), nothing was trained:" in message
+    assert all(f"{data}:{line}: " in message for line in range(7, 13))
+
+
+def test_a_validation_file_says_what_it_dropped_by_name(tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text("text,tags\n" + "".join(f"Go post {i},go\n" for i in range(6)))
+    valid = tmp_path / "valid.csv"
+    valid.write_text("text,tags\nA Go post about HTTP/2,go HTTP/2\nAnother Go post,go\n")
+    _, valid_examples, notes = load(train, valid)
+    assert [e.labels for e in valid_examples] == [["go"], ["go"]]
+    assert "dropped 1 tags that cannot be hashtags, 1 times in 1 validation rows, which keep their other tags: " \
+           "'HTTP/2' (line 2); --strict refuses the file instead" in notes
+
+
+def test_a_file_that_mostly_cannot_be_read_is_refused_not_trained_on(tmp_path):
+    """Half the rows or more unreadable: the file is not in the format it was read as; nothing is dropped."""
+    data = tmp_path / "posts.csv"
+    data.write_text("text,tags\nGo post one,go\nGo post two,go\nbroken, row,go\nbroken, too,go\n")
+    with pytest.raises(DatasetError, match=r"posts.csv: 2 of 4 rows cannot be read \(read as csv; --format names "
+                                           r"another\), nothing was trained:\n.*posts.csv:4: 3 fields"):
+        read_dataset(data)
+    data.write_text("text,tags\nGo post one,go\nGo post two,go\nGo post three,go\nbroken, row,go\nbroken, too,go\n")
+    dataset = read_dataset(data)
+    assert [e.id for e in dataset.examples] == ["2", "3", "4"] and [p.line for p in dataset.problems] == [5, 6]
+
+
+def test_the_report_says_when_nothing_was_dropped():
+    assert report.data_lines(["read 3 rows of a.csv as csv"]) == [
+        "", "## Dropped from the data", "", "Nothing was dropped.", "", "- read 3 rows of a.csv as csv"]
+    lines = report.data_lines(["read 3 rows", "dropped 1 training rows with no tags"])
+    assert lines[3] == "1 rule dropped rows or tags; all that training said about the data:"
 
 
 def test_gzip_named_file_that_is_damaged_is_refused(tmp_path):

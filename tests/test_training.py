@@ -15,6 +15,7 @@ from text_cleaning import clean_text
 from training import evaluate as ev
 from training import fasttext_cli as ft
 from training import metrics as mt
+from training import report
 from training import train as tr
 from training.dataset import Example, read_examples
 from training.presets import PRESETS, auto_preset, get_preset
@@ -101,7 +102,7 @@ TINY_OVERRIDES = ["--set", "dim=8", "--set", "epoch=5", "--set", "bucket=2000", 
 
 def run_train(tiny_dataset, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """Run the real CLI entry point, `python -m training.train`, on the tiny dataset."""
-    cmd = [sys.executable, "-m", "training.train", "--preset", "default", "--output", str(out),
+    cmd = [sys.executable, "-m", "training.train", "--learner", "fasttext", "--preset", "default", "--output", str(out),
            "--train", str(tiny_dataset["train"]), "--valid", str(tiny_dataset["valid"]), *TINY_OVERRIDES,
            "--pretrain-set", f"corpus={tiny_dataset['corpus']}", *extra]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -186,6 +187,46 @@ def test_metrics_follow_fasttext_definitions():
         mt.at_k(gold, predictions[:2], 1)
 
 
+def test_calibration_of_the_top_5_by_hand():
+    gold = [["a"], ["b", "c"]]
+    predictions = [[("a", 0.95), ("b", 0.05)], [("b", 0.62), ("x", 0.55), ("c", 0.15), ("d", 0.01), ("e", 0.01),
+                                                 ("c", 0.0)]]  # a 6th answer, beyond the top 5
+    result = mt.calibration(gold, predictions)
+    # 7 pairs: a .95 right, b .05 wrong | b .62 right, x .55 wrong, c .15 right, d .01 wrong, e .01 wrong.
+    assert result["pairs"] == 7
+    bins = result["bins"]
+    assert [b["count"] for b in bins] == [3, 1, 0, 0, 0, 1, 1, 0, 0, 1]
+    assert bins[0]["mean_p"] == pytest.approx(0.07 / 3) and bins[0]["accuracy"] == 0.0
+    assert bins[1]["mean_p"] == pytest.approx(0.15) and bins[1]["accuracy"] == 1.0
+    assert bins[2]["mean_p"] is None and bins[2]["accuracy"] is None
+    assert (bins[5]["low"], bins[5]["high"]) == (0.5, 0.6)
+    # (3 * |0.07/3 - 0| + |0.15 - 1| + |0.55 - 0| + |0.62 - 1| + |0.95 - 1|) / 7 = 1.90 / 7
+    assert result["ece"] == pytest.approx(1.90 / 7)
+    assert mt.calibration(gold, predictions, k=1)["ece"] == pytest.approx((0.05 + 0.38) / 2)
+
+
+def test_calibration_bins_edges_and_a_calibrated_model():
+    # 10 texts answered "a" with p 0.3, 3 of them rightly: calibrated, whatever the bins.
+    gold = [["a"]] * 3 + [["b"]] * 7
+    assert mt.calibration(gold, [[("a", 0.3)]] * 10)["ece"] == pytest.approx(0.0)
+    # Two bins: 0.5 and 1.0 (and fastText's 1.00001) fall in the upper one, mean 0.833.., 2 of 3 right.
+    result = mt.calibration([["a"], ["a"], ["b"]], [[("a", 0.5)], [("a", 1.0)], [("a", 1.00001)]], bins=2)
+    assert [b["count"] for b in result["bins"]] == [0, 3]
+    assert result["ece"] == pytest.approx(abs(2.50001 / 3 - 2 / 3))
+    with pytest.raises(ValueError):
+        mt.calibration(gold, [[("a", 0.3)]] * 9)
+    with pytest.raises(ValueError):
+        mt.calibration([["a"]], [[]])
+
+
+def test_report_renders_the_reliability_table():
+    table = report.calibration_lines(mt.calibration([["a"], ["b"]], [[("a", 0.95)], [("a", 0.05)]], bins=2))
+    assert "Top-5 expected calibration error: **0.050** over 2 (text, hashtag) pairs" in "\n".join(table)
+    assert table[-2:] == ["| 0.0-0.5 | 1 | 0.050 | 0.000 |", "| 0.5-1.0 | 1 | 0.950 | 1.000 |"]
+    assert "| 0.0-0.5 | 0 | - | - |" in report.calibration_lines(mt.calibration([["a"]], [[("a", 0.9)]], bins=2))
+    assert report.calibration_lines(None) == []
+
+
 # --- the real entry point, end to end --------------------------------------------------------------------
 
 
@@ -195,7 +236,8 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     assert model.is_file() and m["model_bytes"] == model.stat().st_size
     assert m["quantized"] is True and m["model_bytes"] < m["unquantized_bytes"]
     for key in ("p_at_1", "p_at_5", "r_at_5", "p_at_1_unquantized", "training_seconds", "labels", "params",
-                "quantize_params", "quantization_cost_p_at_1", "fasttext_test"):
+                "quantize_params", "quantization_cost_p_at_1", "fasttext_test", "ece_top5", "candidates",
+                "temperature", "calibration"):
         assert key in m, key
     for key in ("p_at_1", "p_at_5", "r_at_5", "p_at_1_unquantized"):
         assert 0.0 <= m[key] <= 1.0
@@ -209,6 +251,9 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     assert "-refit_norms" not in m["quantize_args"] and "-qnorm" in m["quantize_args"]
     assert "norm codebook refitted: {'rows': 300" in trained["stderr"]
     assert m["training_seconds"] > 0
+    assert m["learner"] == "fasttext" and [c["name"] for c in m["candidates"]] == ["fastText preset default"]
+    assert m["refit_on_all_rows"] is True and 0.01 < m["temperature"] < 10
+    assert 0 <= m["ece_top5"] <= 1 and m["ece_top5"] == pytest.approx(m["calibration"]["ece"], abs=0.02)
     # Python metrics agree with `fasttext test` (printed with 3 significant digits).
     assert m["fasttext_test"]["p_at_1"] == pytest.approx(m["fasttext_test"]["python_p_at_1"], abs=6e-4)
     assert m["fasttext_test"]["r_at_5"] == pytest.approx(m["fasttext_test"]["python_r_at_5"], abs=6e-4)
@@ -220,7 +265,8 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     finally:
         process.close()
     assert answer[0][0] == "works-with-audio"
-    assert "step 3/6: fasttext supervised" in trained["stderr"] and "Progress:" in trained["stderr"]
+    assert "fasttext supervised -loss ova" in trained["stderr"] and "Progress:" in trained["stderr"]
+    assert "refitting fastText preset default on all 480 rows" in trained["stderr"]
 
 
 def test_pretrain_step_builds_vectors_from_training_split_and_corpus(trained, tiny_dataset):
@@ -229,18 +275,18 @@ def test_pretrain_step_builds_vectors_from_training_split_and_corpus(trained, ti
     pretrain = get_preset("default")["pretrain"]
     corpus = str(tiny_dataset["corpus"])
     assert pretrain is not None and m["pretrain_params"] == {
-        **pretrain, "corpus": corpus, "minn": 3, "maxn": 4, "bucket": 2000, "dim": 8}
-    assert f"step 2/6: fasttext skipgram word vectors on the training texts and 30 texts of {corpus}" in trained["stderr"]
-    assert m["pretrain_seconds"] > 0
-    vec = trained["build"] / "vectors.vec"
-    assert m["params"]["pretrainedVectors"] == str(vec.resolve())
-    assert tr.read_vec_dim(vec) == 8 and not (trained["build"] / "vectors.bin").exists()
+        **pretrain, "corpus": corpus, "minn": 3, "maxn": 4, "bucket": 2000}
+    assert f"fasttext skipgram word vectors on the 400 training texts and 30 texts of {corpus}" in trained["stderr"]
+    assert "fasttext skipgram word vectors on the 480 training texts" in trained["stderr"]  # the refit's
+    vec = trained["build"] / "candidate-1" / "vectors.vec"
+    assert f"-pretrainedVectors {vec.resolve()}" in trained["stderr"]
+    assert tr.read_vec_dim(vec) == 8 and not (trained["build"] / "candidate-1" / "vectors.bin").exists()
     # The vectors' input file is the cleaned training split, then the cleaned corpus, line for line;
     # no validation text.
     train_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["train"])]
     corpus_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["corpus"])]
     assert all(text.endswith(f" {CORPUS_WORD}") for text in corpus_texts)
-    assert (trained["build"] / "train.text.txt").read_text().splitlines() == train_texts + corpus_texts
+    assert (trained["build"] / "candidate-1" / "pretrain.text.txt").read_text().splitlines() == train_texts + corpus_texts
     # ... and fastText learnt a vector for the word only the corpus has.
     assert CORPUS_WORD in {line.split(" ", 1)[0] for line in vec.read_text().splitlines()[1:]}
 
@@ -253,9 +299,9 @@ def test_default_preset_pretrains_on_the_committed_corpus():
 def test_pretraining_without_a_corpus(tiny_dataset, tmp_path):
     result = run_train(tiny_dataset, tmp_path / "nocorpus.bin", "--no-quantize", "--pretrain-set", "corpus=none",
                        "--build-dir", str(tmp_path / "build"))
-    assert "word vectors on the training texts and 0 texts of no further corpus" in result.stderr
+    assert "word vectors on the 400 training texts and 0 texts of no further corpus" in result.stderr
     train_texts = [clean_text(ex.text) for ex in read_examples(tiny_dataset["train"])]
-    assert (tmp_path / "build" / "train.text.txt").read_text().splitlines() == train_texts
+    assert (tmp_path / "build" / "candidate-1" / "pretrain.text.txt").read_text().splitlines() == train_texts
 
 
 def test_missing_corpus_fails_before_training(tiny_dataset, tmp_path):
@@ -264,15 +310,14 @@ def test_missing_corpus_fails_before_training(tiny_dataset, tmp_path):
            "--pretrain-set", f"corpus={tmp_path / 'absent.tsv.gz'}"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "absent.tsv.gz" in result.stderr
-    assert "step 3/6" not in result.stderr and not (tmp_path / "m.bin").exists()
+    assert "fasttext supervised" not in result.stderr and not (tmp_path / "m.bin").exists()
 
 
 def test_no_pretrain(tiny_dataset, tmp_path):
     result = run_train(tiny_dataset, tmp_path / "nopre.bin", "--no-pretrain", "--no-quantize")
     m = json.loads((tmp_path / "nopre.metrics.json").read_text())
-    assert m["pretrain_params"] is None and m["pretrain_seconds"] == 0.0
-    assert "pretrainedVectors" not in m["params"]
-    assert "step 2/6: no word-vector pretraining" in result.stderr
+    assert m["pretrain_params"] is None and "pretrainedVectors" not in m["params"]
+    assert "no word-vector pretraining" in result.stderr and "-pretrainedVectors" not in result.stderr
 
 
 def test_failed_pretraining_falls_back_to_no_vectors(tiny_dataset, tmp_path):
@@ -280,16 +325,16 @@ def test_failed_pretraining_falls_back_to_no_vectors(tiny_dataset, tmp_path):
     result = run_train(tiny_dataset, tmp_path / "fallback.bin", "--no-quantize",
                        "--pretrain-set", "minn=0", "--pretrain-set", "maxn=0")
     assert "word-vector pretraining failed, continuing without pretrained vectors" in result.stderr
-    m = json.loads((tmp_path / "fallback.metrics.json").read_text())
-    assert m["pretrain_params"] is None and "pretrainedVectors" not in m["params"]
-    assert (tmp_path / "fallback.bin").stat().st_size > 0
+    assert "-pretrainedVectors" not in result.stderr
+    assert read_model_header(str(tmp_path / "fallback.bin")).labels == 4
 
 
 def test_end_to_end_report_and_figure(trained):
     report = (trained["dir"] / "tiny.report.md").read_text()
     m = trained["metrics"]
     assert f"**{m['p_at_1']:.3f}**" in report
-    assert "before quantization" in report and "Quantization cost" in report
+    assert "before quantization" in report and "What the size budget cost" in report
+    assert "## Candidates" in report and "**fastText preset default**" in report and "Top-5 expected" in report
     for label in TOPICS:
         assert f"#{label}" in report
     assert "tiny.pr.png" in report
@@ -309,10 +354,9 @@ def test_pretrained_vectors(tiny_dataset, tmp_path, fasttext_binary):
     m = json.loads((tmp_path / "pre.metrics.json").read_text())
     assert m["params"]["dim"] == 6  # the preset's (overridden) dim 8 gives way to the .vec's
     assert m["params"]["pretrainedVectors"] == str(vec.resolve())
-    assert "-pretrainedVectors" in m["train_args"]
     assert read_model_header(str(tmp_path / "pre.bin")).dim == 6
     assert "using -dim 6 instead of 8" in result.stderr
-    assert "step 2/6: no word-vector pretraining" in result.stderr  # the given .vec replaces the preset's step
+    assert "no word-vector pretraining" in result.stderr  # the given .vec replaces the preset's step
     assert m["p_at_1"] >= 0.9
 
 

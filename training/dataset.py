@@ -12,8 +12,13 @@ Formats (gzipped or not; detected from the name, then the content; or named with
 Several text columns or keys, named as `Columns(text="title,body")`, are joined in that order.
 Tags in one string are separated by whitespace, commas, semicolons or `|`, with or
 without a leading `#`, or written as `<a><b>` (Stack Exchange) or as a list, `["a", "b"]` or
-`['a', 'b']`; each is normalised with `text_cleaning.normalize_tag`, and a tag
-that cannot read back as a hashtag is an error.
+`['a', 'b']`; each is normalised with `text_cleaning.normalize_tag`.
+
+A tag that cannot read back as a hashtag (`HTTP/2`) is dropped, the row kept when it has other
+tags; a row that cannot be read (bad JSON, a wrong field count, a text or tags of the wrong type)
+is dropped. Each is recorded in `Dataset.problems`, for the caller to report. With `strict`, or
+when such rows are at least half of the file (it is then not what the format says), the file is
+refused instead, every problem named.
 """
 
 import codecs
@@ -51,6 +56,28 @@ class Example(NamedTuple):
     text: str
 
 
+# The rules a row or a tag can break, each completing "dropped N rows ...", "dropped N tags ...".
+NOT_JSON = "that are not JSON objects"
+MISSING_KEY = "without a text or tags key"
+TEXT_NOT_STRING = "whose text is not a string"
+TAGS_NOT_STRINGS = "whose tags are not a string or a list of strings"
+FIELD_COUNT = "with another number of fields than the header"
+TSV_FIELDS = "without 4 tab-separated fields"
+NO_HASHTAG_LEFT = "whose every tag cannot be a hashtag"
+BAD_TAG = "that cannot be hashtags"
+UNREADABLE = {NOT_JSON, MISSING_KEY, TEXT_NOT_STRING, TAGS_NOT_STRINGS, FIELD_COUNT, TSV_FIELDS}
+
+
+class Problem(NamedTuple):
+    """A row, or one tag of a row, that was read but dropped: the rule it breaks and what is wrong."""
+
+    rule: str
+    line: int
+    id: str
+    detail: str  # as the refusal names it: "not a JSON object: ...", "tag 'HTTP/2' cannot be a hashtag: ..."
+    tag: str | None = None  # the tag as the file spells it, for BAD_TAG
+
+
 class DatasetError(Exception):
     """The file cannot be read as labelled texts; the message names the file, the lines and the fix."""
 
@@ -80,6 +107,11 @@ class Dataset:
     format: str
     examples: list[Example] = field(default_factory=list)
     has_groups: bool = False
+    problems: list[Problem] = field(default_factory=list)  # rows and tags dropped, in file order
+
+    def rows_read(self) -> int:
+        """The examples and the rows dropped while reading."""
+        return len(self.examples) + sum(problem.tag is None for problem in self.problems)
 
 
 class _Row(NamedTuple):
@@ -88,20 +120,22 @@ class _Row(NamedTuple):
     group: str | None
     tags: object  # a string or a list of strings, as the file has them
     text: str
-    problem: str | None = None  # what is wrong with the row as a whole
+    problem: Problem | None = None  # what is wrong with the row as a whole
 
 
-def _bad_row(line: int, problem: str) -> _Row:
-    return _Row(line, str(line), None, [], "", problem)
+def _bad_row(line: int, rule: str, detail: str) -> _Row:
+    return _Row(line, str(line), None, [], "", Problem(rule, line, str(line), detail))
 
 
 def read_examples(path) -> Iterator[Example]:
-    """The examples of a prepared Debian TSV file (data/*.tsv.gz)."""
-    return iter(read_dataset(Path(path), "tsv").examples)
+    """The examples of a prepared Debian TSV file (data/*.tsv.gz), which has no bad row."""
+    return iter(read_dataset(Path(path), "tsv", strict=True).examples)
 
 
-def read_dataset(path: Path, format: str | None = None, columns: Columns | None = None) -> Dataset:
-    """Read every row of `path`, raising DatasetError listing every bad row (none is skipped)."""
+def read_dataset(path: Path, format: str | None = None, columns: Columns | None = None,
+                 strict: bool = False) -> Dataset:
+    """Read every row of `path`, dropping bad rows and tags into `problems`; DatasetError naming each
+    of them when `strict`, when the rows that cannot be read are at least half, or when none is left."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
@@ -121,15 +155,22 @@ def read_dataset(path: Path, format: str | None = None, columns: Columns | None 
     format = format or detect_format(path, content)
     reader = {"csv": _csv_rows, "jsonl": _jsonl_rows, "fasttext": _fasttext_rows, "tsv": _tsv_rows}[format]
     dataset = Dataset(path, format)
-    errors = []
     for row in reader(path, content, columns or Columns(), dataset):
-        try:
-            dataset.examples.append(_example(row))
-        except ValueError as e:
-            errors.append(f"{path}:{row.line}: {e}")
-    if errors:
-        raise DatasetError(_error_summary(path, format, errors))
+        example, problems = _example(row)
+        dataset.problems += problems
+        if example is not None:
+            dataset.examples.append(example)
+    errors = [f"{path}:{p.line}: {p.detail}" for p in dataset.problems if p.rule != NO_HASHTAG_LEFT]
+    unreadable = sum(p.rule in UNREADABLE for p in dataset.problems)
+    rows = dataset.rows_read()
+    if strict and errors:
+        bad = len({p.line for p in dataset.problems})
+        raise DatasetError(_error_summary(path, format, errors, f"{bad} bad row{'s' if bad > 1 else ''}"))
+    if unreadable and 2 * unreadable >= rows:
+        raise DatasetError(_error_summary(path, format, errors, f"{unreadable} of {rows} rows cannot be read"))
     if not dataset.examples:
+        if errors:
+            raise DatasetError(_error_summary(path, format, errors, "no row is left to train on"))
         raise DatasetError(f"{path}: no examples in the file (read as {format})")
     return dataset
 
@@ -161,27 +202,34 @@ def split_tags(tags: str) -> list[str]:
     return [tag for tag in (part.strip("'") for part in _TAG_SEPARATORS.split(tags)) if tag]
 
 
-def _example(row: _Row) -> Example:
+def _example(row: _Row) -> tuple[Example | None, list[Problem]]:
+    """The row as an example without the tags that cannot be hashtags, and what was dropped."""
     if row.problem:
-        raise ValueError(row.problem)
+        return None, [row.problem]
     if isinstance(row.tags, str):
         tags = split_tags(row.tags)
     elif isinstance(row.tags, list) and all(isinstance(tag, str) for tag in row.tags):
         tags = [part for tag in row.tags for part in split_tags(tag)]
     else:
-        raise ValueError(f"the tags must be a string or a list of strings, not {json.dumps(row.tags)[:40]}")
-    labels = list(dict.fromkeys(normalize_tag(tag) for tag in tags))
-    for tag, label in zip(tags, labels):
+        return None, [Problem(TAGS_NOT_STRINGS, row.line, row.id, f"the tags must be a string or a list of "
+                                                                  f"strings, not {json.dumps(row.tags)[:40]}")]
+    labels, problems = {}, []
+    for tag in tags:
+        label = normalize_tag(tag)
         if problem := _tag_problem(label):
-            raise ValueError(f"tag {tag!r} cannot be a hashtag: {problem}")
-    return Example(row.id, row.group if row.group is not None else row.id, labels, row.text)
+            problems.append(Problem(BAD_TAG, row.line, row.id, f"tag {tag!r} cannot be a hashtag: {problem}", tag))
+        else:
+            labels.setdefault(label)
+    if problems and not labels:
+        return None, problems + [Problem(NO_HASHTAG_LEFT, row.line, row.id, "no tag left that can be a hashtag")]
+    return Example(row.id, row.group if row.group is not None else row.id, list(labels), row.text), problems
 
 
-def _error_summary(path: Path, format: str, errors: list[str]) -> str:
+def _error_summary(path: Path, format: str, errors: list[str], what: str) -> str:
     shown = errors[:MAX_ERRORS_SHOWN]
     more = f"\n... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-    return (f"{path}: {len(errors)} bad row{'s' if len(errors) > 1 else ''} (read as {format}; "
-            f"--format names another), nothing was trained:\n" + "\n".join(shown) + more)
+    return (f"{path}: {what} (read as {format}; --format names another), nothing was trained:\n"
+            + "\n".join(shown) + more)
 
 
 def _find(names: list[str], name: str) -> str | None:
@@ -221,7 +269,7 @@ def _csv_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> I
             if not any(cell.strip() for cell in cells):
                 continue
             if len(cells) != len(header):
-                yield _bad_row(line, (
+                yield _bad_row(line, FIELD_COUNT, (
                     f"{len(cells)} fields where the header has {len(header)}; quote a field "
                     f"that holds a comma (\"a, b\")"))
                 continue
@@ -239,22 +287,22 @@ def _jsonl_rows(path: Path, content: str, columns: Columns, dataset: Dataset) ->
         try:
             record = json.loads(raw)
         except ValueError as e:
-            yield _bad_row(line, (f"not a JSON object: {getattr(e, 'msg', e)} "
-                                                     f"at column {getattr(e, 'colno', '?')}"))
+            yield _bad_row(line, NOT_JSON, (f"not a JSON object: {getattr(e, 'msg', e)} "
+                                            f"at column {getattr(e, 'colno', '?')}"))
             continue
         if not isinstance(record, dict):
-            yield _bad_row(line, ('not a JSON object such as {"text": "...", "hashtags": [...]}'))
+            yield _bad_row(line, NOT_JSON, 'not a JSON object such as {"text": "...", "hashtags": [...]}')
             continue
         keys = (tags_key,) if tags_key else TAGS_COLUMNS
         tags = next((record[key] for key in keys if key in record), None)
         missing = [key for key in text_keys if key not in record] + ([" or ".join(keys)] if tags is None else [])
         if missing:
-            yield _bad_row(line, f"no {missing[0]!r} key")
+            yield _bad_row(line, MISSING_KEY, f"no {missing[0]!r} key")
             continue
         texts = [record[key] for key in text_keys]
         not_texts = [text for text in texts if not isinstance(text, str)]
         if not_texts:
-            yield _bad_row(line, f"the text must be a string, not {json.dumps(not_texts[0])[:40]}")
+            yield _bad_row(line, TEXT_NOT_STRING, f"the text must be a string, not {json.dumps(not_texts[0])[:40]}")
             continue
         group = record.get(group_key)
         dataset.has_groups |= group is not None
@@ -281,7 +329,7 @@ def _tsv_rows(path: Path, content: str, columns: Columns, dataset: Dataset) -> I
             continue
         fields = raw.rstrip("\r").split("\t")
         if len(fields) != 4:
-            yield _bad_row(line, (
+            yield _bad_row(line, TSV_FIELDS, (
                 f"{len(fields)} tab-separated fields; a line is id<TAB>group<TAB>tags<TAB>text"))
             continue
         if line == 1 and fields[2].strip().lower() in _TSV_HEADERS:

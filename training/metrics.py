@@ -83,19 +83,33 @@ def threshold_curve(gold: Sequence[Sequence[str]], predictions: Sequence[Predict
     return rows
 
 
-def calibration(gold: Sequence[Sequence[str]], predictions: Sequence[Prediction], k: int = 5, bins: int = 10) -> dict:
-    """Expected calibration error of the top-k answers: |mean p - fraction correct| per equal-width bin,
-    weighted by the bin's share of the (text, label) pairs."""
-    rows = [[0, 0.0, 0] for _ in range(bins)]
-    for wanted, answer in zip(gold, predictions):
-        wanted = set(wanted)
-        for label, p in answer[:k]:
-            row = rows[min(int(p * bins), bins - 1)]
-            row[0] += 1
-            row[1] += p
-            row[2] += label in wanted
-    n = sum(r[0] for r in rows)
-    table = [{"low": i / bins, "high": (i + 1) / bins, "count": c, "mean_p": s / c if c else 0.0,
-              "correct": hits / c if c else 0.0} for i, (c, s, hits) in enumerate(rows)]
-    ece = sum(r["count"] / n * abs(r["mean_p"] - r["correct"]) for r in table) if n else 0.0
-    return {"ece": ece, "bins": table}
+def calibration(gold: Sequence[Sequence[str]], predictions: Sequence[Prediction], k: int = 5,
+                bins: int = 10) -> dict:
+    """Expected calibration error of the top-k answers, and the reliability table behind it.
+
+    Every (text, label) pair among each text's top k answers falls in one of `bins` equal-width
+    bins of [0, 1] by its probability (1.0 in the last); ECE = sum over bins of
+    n_bin / N * |mean probability - fraction of the pairs whose label is a gold label|.
+    An empty bin has mean_p and accuracy None.
+    """
+    if len(gold) != len(predictions):
+        raise ValueError(f"{len(gold)} examples but {len(predictions)} predictions")
+    counts, prob_sums, correct = [0] * bins, [0.0] * bins, [0] * bins
+    for labels, answer in zip(gold, predictions):
+        wanted = set(labels)
+        for label, prob in answer[:k]:
+            b = min(max(int(prob * bins), 0), bins - 1)  # fastText may print 1.00001
+            counts[b] += 1
+            prob_sums[b] += prob
+            correct[b] += label in wanted
+    total = sum(counts)
+    if not total:
+        raise ValueError("no answers to measure calibration on")
+    table, ece = [], 0.0
+    for b in range(bins):
+        n = counts[b]
+        mean_p, accuracy = (prob_sums[b] / n, correct[b] / n) if n else (None, None)
+        if n:
+            ece += n / total * abs(mean_p - accuracy)
+        table.append({"low": b / bins, "high": (b + 1) / bins, "count": n, "mean_p": mean_p, "accuracy": accuracy})
+    return {"ece": ece, "pairs": total, "k": k, "bins": table}

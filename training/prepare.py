@@ -9,21 +9,45 @@ from pathlib import Path
 
 from text_cleaning import clean_text
 from training.build_dataset import is_validation_source
-from training.dataset import Columns, DatasetError, Example, read_dataset
+from training.dataset import BAD_TAG, NO_HASHTAG_LEFT, Columns, DatasetError, Example, Problem, read_dataset
 
 DEFAULT_MIN_TAG_COUNT = 3
 SPLIT_SEED = 1
 _SHOWN = 5
 
 
-def _ids(examples: list[Example]) -> str:
-    more = ", ..." if len(examples) > _SHOWN else ""
-    return ", ".join(e.id for e in examples[:_SHOWN]) + more
+def _first(items: list) -> str:
+    return ", ".join(map(str, items[:_SHOWN])) + (", ..." if len(items) > _SHOWN else "")
+
+
+def _where(problems: list[Problem]) -> str:
+    """'lines 3, 7', and the rows' ids when the file names them."""
+    lines = list(dict.fromkeys(problem.line for problem in problems))
+    ids = list(dict.fromkeys(problem.id for problem in problems if problem.id != str(problem.line)))
+    return (f"line{'s' if len(lines) > 1 else ''} {_first(lines)}"
+            + (f"; id{'s' if len(ids) > 1 else ''} {_first(ids)}" if ids else ""))
 
 
 def _note_dropped(dropped: list[Example], what: str, notes: list[str]) -> None:
     if dropped:
-        notes.append(f"dropped {len(dropped)} {what} (row id or line: {_ids(dropped)})")
+        notes.append(f"dropped {len(dropped)} {what} (row id or line: {_first([e.id for e in dropped])})")
+
+
+def note_problems(problems: list[Problem], name: str, notes: list[str]) -> None:
+    """One line for each rule that rows or tags of the `name` file broke: how many, which, where."""
+    by_rule = {}
+    for problem in problems:
+        by_rule.setdefault(problem.rule, []).append(problem)
+    for rule, found in by_rule.items():
+        if rule == BAD_TAG:
+            tags = list(dict.fromkeys(problem.tag for problem in found))
+            rows = len({problem.line for problem in found})
+            notes.append(f"dropped {len(tags)} tags {rule}, {len(found)} times in {rows} {name} rows, which keep "
+                         f"their other tags: {_first([repr(tag) for tag in tags])} ({_where(found)}); "
+                         f"--strict refuses the file instead")
+        else:
+            first = "" if rule == NO_HASHTAG_LEFT else f": line {found[0].line}: {found[0].detail}"
+            notes.append(f"dropped {len(found)} {name} rows {rule} ({_where(found)}){first}")
 
 
 def _drop(examples: list[Example], unwanted: Callable[[Example], bool], what: str, notes: list[str]) -> list[Example]:
@@ -104,18 +128,20 @@ def summary(train: list[Example], valid: list[Example], top: int = 10) -> list[s
 
 def load(source: dict) -> tuple[list[Example], list[Example], list[str]]:
     """(train, valid, lines describing what was read, dropped and split), or SystemExit naming every bad row."""
-    columns = Columns(**source["columns"])
+    columns, strict = Columns(**source["columns"]), source.get("strict", False)
     notes = []
     try:
-        train_set = read_dataset(Path(source["train"]), source["format"], columns)
-        valid_set = read_dataset(Path(source["valid"]), source["format"], columns) if source["valid"] else None
+        train_set = read_dataset(Path(source["train"]), source["format"], columns, strict)
+        valid_set = read_dataset(Path(source["valid"]), source["format"], columns, strict) if source["valid"] else None
     except DatasetError as e:
         raise SystemExit(f"error: {e}") from None
-    notes.append(f"read {len(train_set.examples)} rows of {train_set.path} as {train_set.format}")
+    notes.append(f"read {train_set.rows_read()} rows of {train_set.path} as {train_set.format}")
+    note_problems(train_set.problems, "training", notes)
     seen = set()
     train = drop_unusable(train_set.examples, "training", notes, seen)
     if valid_set is not None:
-        notes.append(f"read {len(valid_set.examples)} rows of {valid_set.path} as {valid_set.format}")
+        notes.append(f"read {valid_set.rows_read()} rows of {valid_set.path} as {valid_set.format}")
+        note_problems(valid_set.problems, "validation", notes)
         valid = drop_unusable(valid_set.examples, "validation", notes, seen)
     else:
         by = "group" if train_set.has_groups else "row"

@@ -40,23 +40,74 @@ def write_pr_figure(path: Path, curve: list[dict], title: str) -> None:
     plt.close(fig)
 
 
+def calibration_lines(calibration: dict | None) -> list[str]:
+    """The reliability table of metrics.calibration, when the run measured it."""
+    if not calibration:
+        return []
+    lines = [
+        "",
+        "## Calibration",
+        "",
+        f"Top-{calibration['k']} expected calibration error: **{calibration['ece']:.3f}** over "
+        f"{calibration['pairs']:,} (text, hashtag) pairs: per bin of predicted probability, how often "
+        "the hashtag is one of the text's tags.",
+        "",
+        "| probability | pairs | mean probability | fraction correct |",
+        "|---|---|---|---|",
+    ]
+    for row in calibration["bins"]:
+        mean_p, accuracy = ("-", "-") if not row["count"] else (_pct(row["mean_p"]), _pct(row["accuracy"]))
+        lines.append(f"| {row['low']:.1f}-{row['high']:.1f} | {row['count']:,} | {mean_p} | {accuracy} |")
+    return lines
+
+
+def data_lines(notes: list[str]) -> list[str]:
+    """What was read, dropped and split, as training printed it."""
+    dropped = sum(note.startswith("dropped") for note in notes)
+    return ["", "## Dropped from the data", "",
+            "Nothing was dropped." if not dropped else f"{dropped} rule{'s' if dropped > 1 else ''} dropped "
+            "rows or tags; all that training said about the data:", ""] + [f"- {note}" for note in notes]
+
+
+def _options(options: dict) -> str:
+    return "`" + " ".join(f"-{k}" if v is True else f"-{k} {v}" for k, v in options.items()
+                          if v is not False and k != "refit_norms") + "`" + \
+        (" and the norm codebook refitted" if options.get("refit_norms") else "")
+
+
 def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t50: list[dict],
                  curve: list[dict], figure_name: str) -> None:
     """The Markdown report: headline metrics, quantization cost, per-hashtag table, thresholds."""
     m = metrics
     final, before = m["validation"], m.get("validation_unquantized")
     lines = [
-        f"# Model report: preset `{m['preset']}`",
+        f"# Model report: {m['winner']}",
         "",
-        f"- model: `{m['model']}`, {m['model_bytes']:,} bytes ({m['model_bytes'] / 2**20:.2f} MiB), "
-        f"{m['labels']} labels, quantized: {'yes' if m['quantized'] else 'no'}",
-        f"- trained on {m['train_examples']:,} examples, evaluated on {m['valid_examples']:,} validation examples",
-        f"- training wall time: {m['training_seconds']:.1f} s "
-        f"(supervised {m['supervised_seconds']:.1f} s, quantize {m['quantize_seconds']:.1f} s)",
-        f"- fastText supervised parameters: `{' '.join(m['train_args'])}`",
+        f"- model: `{m['model']}`, {m['model_bytes']:,} bytes ({m['model_bytes'] / 2**20:.2f} MiB, budget "
+        f"{m['size_budget_bytes'] / 2**20:.0f} MiB), {m['labels']} labels, quantized: "
+        f"{'yes, ' + _options(m['quantize_params']) if m['quantized'] else 'no'}",
+        f"- candidates fitted on {m['train_examples']:,} examples and scored on {m['valid_examples']:,} validation "
+        f"examples; the winner {'refitted on all of them' if m['refit_on_all_rows'] else 'not refitted'}",
+        f"- training wall time: {m['training_seconds']:.1f} s",
+        f"- calibration: the output matrix scaled by {m['temperature']:.3f}, fitted on validation",
+        "",
+        "## Candidates",
+        "",
+        f"Criterion: {m['criterion']}. {m['why']}.",
+        "",
+        "| candidate | P@1 | R@5 | top-5 ECE | temperature | seconds |",
+        "|---|---|---|---|---|---|",
     ]
-    if m["quantized"]:
-        lines.append(f"- fastText quantize parameters: `{' '.join(m['quantize_args'])}`")
+    for c in m["candidates"]:
+        name = f"**{c['name']}**" if c["name"] == m["winner"] else c["name"]
+        lines.append(f"| {name} | {_pct(c['p_at_1'])} | {_pct(c['r_at_5'])} | {c['ece_top5']:.3f} | "
+                     f"{c['temperature']:.3f} | {c['seconds']:.1f} |")
+    b = m.get("baseline")
+    if b:
+        lines.append(f"| {b['name']} | {_pct(b['p_at_1'])} | {_pct(b['r_at_5'])} | {b['ece_top5']:.3f} | - | "
+                     f"{b['seconds']:.1f} |")
+    for note in m.get("learner_notes", []):
+        lines += ["", note]
     lines += [
         "",
         "## Validation metrics",
@@ -74,14 +125,19 @@ def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t
     if before is not None and m["quantized"]:
         lines += [
             "",
-            f"Quantization cost: P@1 {final['p_at_1'] - before['p_at_1']:+.3f}, "
+            f"What the size budget cost: P@1 {final['p_at_1'] - before['p_at_1']:+.3f}, "
             f"R@5 {final['r_at_5'] - before['r_at_5']:+.3f}, for a model "
-            f"{m['unquantized_bytes'] / m['model_bytes']:.1f}x smaller.",
+            f"{m['unquantized_bytes'] / m['model_bytes']:.1f}x smaller. Settings tried:",
+            "",
         ]
+        lines += [f"- {_options(t['options'])}: {t['bytes']:,} bytes, P@1 {_pct(t['p_at_1'])}, "
+                  f"R@5 {_pct(t['r_at_5'])}" for t in m["quantize_tried"]]
     ft = m.get("fasttext_test")
     if ft:
         lines += ["", f"Cross-check with `fasttext test` (it skips gold labels unknown to the model): "
                       f"P@1 {ft['p_at_1']:.3f}, R@5 {ft['r_at_5']:.3f} (N={ft['n']})."]
+    lines += calibration_lines(m.get("calibration"))
+    lines += data_lines(m.get("data_notes", []))
     lines += [
         "",
         f"## The {len(top_labels)} most frequent hashtags",

@@ -7,8 +7,9 @@ Input: CSV with a header (columns `text` and `hashtags` or `tags`, optional `id`
 JSON lines ({"text": "...", "hashtags": ["#a", "b"]}), fastText's `__label__a text` format, or
 the 4-column TSV of data/; gzipped or not; the format comes from the name and the content, or
 --format. Tags are separated by whitespace, commas, semicolons or `|`, `#` optional, or written
-as `<a><b>` (Stack Exchange's exports) or `["a", "b"]`. CSV column names match in any case. Every bad
-row is reported (file:line: what is wrong) before anything is trained. Rows with no words or
+as `<a><b>` (Stack Exchange's exports) or `["a", "b"]`. CSV column names match in any case. Tags that
+cannot be hashtags and rows that cannot be read are dropped (--strict: the file is refused, every bad
+row named as file:line: what is wrong, before anything is trained). Rows with no words or
 no tags, repeated texts and tags seen fewer than --min-tag-count times are dropped, each rule
 with one line saying so. Without --valid, a seeded split (by the `group` column when there is
 one) keeps about 20% for validation; the bundled Debian data is used only when --train is not given.
@@ -155,11 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
                            f"{prepare.DEFAULT_MIN_TAG_COUNT}; 1 for the bundled data)")
     data.add_argument("--split-seed", type=int, default=prepare.SPLIT_SEED,
                       help="seed of the train/validation split when there is no --valid")
+    data.add_argument("--strict", action="store_true",
+                      help="refuse a file with a tag that cannot be a hashtag or a row that cannot be read, "
+                           "naming every one, instead of dropping them")
     parser.add_argument("--learner", choices=("auto", "fasttext", "linear"), default="auto",
                         help="auto (default): fastText and the linear learner's candidates, the best on validation "
                              "wins; fasttext or linear: only that learner")
     parser.add_argument("--size-budget", type=float, default=size_budget.DEFAULT_BUDGET / size_budget.MIB,
                         metavar="MIB", help="the largest model file written, in MiB (default: 10)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also fit the TF-IDF + logistic regression baseline on the same split and report it "
+                             "beside the candidates")
     parser.add_argument("--no-refit", action="store_true",
                         help="ship the winner as fitted on the training split, not refitted on all rows")
     parser.add_argument("--preset", help="auto (sized from the data; the default with --train), default (the "
@@ -192,6 +199,7 @@ def data_source(args: argparse.Namespace) -> dict:
         "min_tag_count": args.min_tag_count if args.min_tag_count is not None
         else prepare.DEFAULT_MIN_TAG_COUNT if own else 1,
         "split_seed": args.split_seed,
+        "strict": args.strict,
     }
 
 
@@ -231,18 +239,21 @@ def fasttext_candidate(args: argparse.Namespace, train: list[Example], label_cou
 
 def data_shape(train: list[Example], label_count: int) -> DataShape:
     lines = [clean_text(e.text).split() for e in train]
+    lines_with = Counter(x for line in lines for x in {*line, *zip(line, line[1:])})
     return DataShape(
         examples=len(train), labels=label_count, tokens=sum(map(len, lines)),
-        words=len({w for line in lines for w in line}),
-        bigrams=len({pair for line in lines for pair in zip(line, line[1:])}),
+        words=sum(1 for x in lines_with if isinstance(x, str)),
+        bigrams=sum(1 for x in lines_with if isinstance(x, tuple)),
         ids=sum(2 * len(line) + 1 for line in lines),
+        recurring=sum(1 for n in lines_with.values() if n >= 2),
     )
 
 
 def candidates_for(args: argparse.Namespace, train: list[Example], shape: DataShape,
-                   linear_learner: LinearLearner) -> list[Candidate]:
-    """The candidates --learner asks for: fastText, the linear learner's, or both (auto) when they fit."""
-    found = []
+                   linear_learner: LinearLearner) -> tuple[list[Candidate], list[str]]:
+    """The candidates --learner asks for (fastText, the linear learner's, or both when they fit the
+    data and the time budget), and what was decided about the linear learner."""
+    found, notes = [], []
     if args.learner in ("auto", "fasttext"):
         found.append(fasttext_candidate(args, train, shape.labels))
     if args.learner in ("auto", "linear"):
@@ -250,8 +261,9 @@ def candidates_for(args: argparse.Namespace, train: list[Example], shape: DataSh
         if not linear_candidates and args.learner == "linear":
             linear_candidates, reason = linear_learner.candidates(shape, forced=True)
         log(reason)
+        notes.append(reason)
         found += linear_candidates
-    return found
+    return found, notes
 
 
 def criterion(scores: dict) -> float:
@@ -294,6 +306,25 @@ class Validation:
         return ft.predict_prob(self.binary, model_file, self.text_file, PREDICT_K)
 
 
+def _baseline(train: list[Example], validation: Validation) -> dict:
+    """TF-IDF 1-2 grams + one-vs-rest logistic regression (training/evaluate.py) on the same split."""
+    from training.evaluate import baseline_predictions
+
+    log("baseline: TF-IDF 1-2 grams + one-vs-rest logistic regression on the same split")
+    started = time.monotonic()
+    _, predictions = baseline_predictions(train, validation.examples)
+    scores = validation.scored(predictions)
+    log(f"  P@1 {scores['p_at_1']:.4f}, R@5 {scores['r_at_5']:.4f}, ECE {scores['ece_top5']:.3f}")
+    return {"name": "TF-IDF 1-2 grams + LR (baseline, not a fastText model)", "seconds": time.monotonic() - started,
+            **scores}
+
+
+def _better(current: dict | None, result: dict | None) -> dict | None:
+    if result is None or (current is not None and criterion(current["scores"]) >= criterion(result["scores"])):
+        return current
+    return result
+
+
 def fit(candidate: Candidate, examples: list[Example], work: Path, args, linear_learner: LinearLearner):
     if candidate.learner == fasttext_supervised.NAME:
         return fasttext_supervised.fit(candidate, examples, work, args.threads, log)
@@ -315,7 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
         log(line)
     shape = data_shape(train_examples, len(label_counts))
     linear_learner = LinearLearner(args.threads, log)
-    candidates = candidates_for(args, train_examples, shape, linear_learner)
+    candidates, learner_notes = candidates_for(args, train_examples, shape, linear_learner)
     budget = int(args.size_budget * size_budget.MIB)
     paths = output_paths(args.output)
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
@@ -329,29 +360,37 @@ def main(argv: list[str] | None = None) -> dict:
         ft.write_training_file(train_examples, train_file)
         log(f"step 1/4: {len(candidates)} candidates, each fitted on the training split and scored on validation "
             f"(criterion: mean of P@1 and R@5, probabilities calibrated)")
-        results = []
+        results, best, best_any = [], None, None
         for i, candidate in enumerate(candidates, start=1):
             log(f"candidate {i}/{len(candidates)}: {candidate.name}")
             candidate_started = time.monotonic()
             model = fit(candidate, train_examples, build / f"candidate-{i}", args, linear_learner)
             temperature, scores, _ = validation.calibrated(model)
             seconds = time.monotonic() - candidate_started
-            results.append({"candidate": candidate, "model": model, "temperature": temperature,
-                            "scores": scores, "seconds": seconds})
+            fits = (args.no_quantize or candidate.params.get("quantize") is not None
+                    or size_budget.fits_without_dropping_rows(model, budget))
+            result = {"candidate": candidate, "model": model, "temperature": temperature, "scores": scores,
+                      "seconds": seconds, "fits": fits}
+            results.append(result)
+            best, best_any = _better(best, result if fits else None), _better(best_any, result)
+            for r in results:
+                if r is not best and r is not best_any:
+                    r["model"] = None  # only the best candidates' matrices are kept
             log(f"  P@1 {scores['p_at_1']:.4f}, R@5 {scores['r_at_5']:.4f}, ECE {scores['ece_top5']:.3f} "
-                f"(temperature {temperature:.3f}), {model.file_bytes() / size_budget.MIB:.1f} MiB dense, {seconds:.1f} s")
-        winner = max(results, key=lambda r: criterion(r["scores"]))
+                f"(temperature {temperature:.3f}), {model.file_bytes() / size_budget.MIB:.1f} MiB dense, {seconds:.1f} s"
+                + ("" if fits else "; cannot keep every row within the size budget: not eligible"))
+            model = None
+        winner = best or best_any
+        baseline = _baseline(train_examples, validation) if args.baseline else None
         why = (f"{winner['candidate'].name} wins: criterion {criterion(winner['scores']):.4f}"
                + "".join(f"; {r['candidate'].name} {criterion(r['scores']):.4f}" for r in results if r is not winner))
         log(why)
-        for r in results:
-            if r is not winner:
-                r["model"] = None  # free the losers' matrices
+        best_any["model"] = None if best_any is not winner else best_any["model"]
 
         log("step 2/4: the winner within the size budget, scored on validation")
         calibrated = calibration.with_temperature(winner["model"], winner["temperature"])
         dense_bytes = calibrated.file_bytes()
-        preset_options = winner["candidate"].params.get("quantize")
+        preset_options = None if args.no_quantize else winner["candidate"].params.get("quantize")
         if args.no_quantize:
             budget_for_run = max(budget, calibrated.file_bytes())
         else:
@@ -390,7 +429,9 @@ def main(argv: list[str] | None = None) -> dict:
             "criterion": "mean of validation P@1 and R@5, probabilities calibrated",
             "candidates": [{"name": r["candidate"].name, "learner": r["candidate"].learner,
                             "params": _jsonable(r["candidate"].params), "temperature": r["temperature"],
-                            "seconds": r["seconds"], **r["scores"]} for r in results],
+                            "seconds": r["seconds"], "eligible": r["fits"], **r["scores"]} for r in results],
+            "learner_notes": learner_notes,
+            "baseline": baseline,
             "preset": winner["candidate"].params.get("preset"),
             "temperature": winner["temperature"],
             "refit_on_all_rows": not args.no_refit,
@@ -402,6 +443,9 @@ def main(argv: list[str] | None = None) -> dict:
             "unquantized_bytes": dense_bytes,
             "quantized": shipped.quantize is not None,
             "quantize_params": shipped.quantize,
+            "quantize_args": size_budget.fasttext_args(shipped.quantize) if shipped.quantize else [],
+            "params": _jsonable(winner["candidate"].params.get("train", winner["candidate"].params)),
+            "pretrain_params": _jsonable(winner["candidate"].params.get("pretrain")),
             "quantize_tried": shipped.tried,
             "labels": len(label_counts),
             "train_examples": len(train_examples),
@@ -453,10 +497,10 @@ def _ship(model: FastTextModel, work: Path, shipped: size_budget.Shipped, budget
         return dense
     if "cutoff" in options and not shipped.preset:
         options = {**options, "cutoff": size_budget.rows_within(model, budget, options["dsub"], options["qout"])}
-    return size_budget.quantize_within(dense, work / "final.bin", options, budget, train_file, threads)
+    return size_budget.quantize_within(dense, work / "final.bin", options, budget, train_file, threads, log)
 
 
-def _jsonable(params: dict) -> dict:
+def _jsonable(params: dict | None) -> dict | None:
     return json.loads(json.dumps(params, default=str))
 
 

@@ -19,6 +19,7 @@ class DataShape:
     words: int
     bigrams: int
     ids: int  # the input rows fastText averages, summed over the lines: words, `</s>` and pairs
+    recurring: int  # the words and pairs found in at least two lines
 
 
 @dataclass

@@ -31,8 +31,10 @@ def fit(candidate: Candidate, examples: list[Example], work: Path, threads: int,
         vectors = _pretrain(binary, examples, work, {**pparams, "dim": params.get("dim", 100)}, threads, log)
         if vectors is not None:
             params["pretrainedVectors"] = str(vectors.resolve())
+    else:
+        log("  no word-vector pretraining")
     log(f"  fasttext supervised {' '.join(ft.params_to_args(params))}")
-    seconds = ft.train(binary, train_file, work / "model", params, threads=threads, quiet=True)
+    seconds = ft.train(binary, train_file, work / "model", params, threads=threads)
     log(f"  trained in {seconds:.1f} s")
     return read_model(work / "model.bin")
 
@@ -41,13 +43,13 @@ def _pretrain(binary: Path, examples: list[Example], work: Path, pparams: dict, 
     """Word vectors on the training texts and the preset's `corpus`; None when fastText fails on them."""
     corpus = pparams.get("corpus")
     corpus_examples = list(read_examples(ft.ROOT / corpus)) if corpus else []
-    log(f"  fasttext {pparams.get('model', 'skipgram')} word vectors on {len(examples):,} training texts "
+    log(f"  fasttext {pparams.get('model', 'skipgram')} word vectors on the {len(examples):,} training texts "
         f"and {len(corpus_examples):,} texts of {corpus or 'no further corpus'}")
     text_file = work / "pretrain.text.txt"
     ft.write_text_file(examples + corpus_examples, text_file)
     try:
         seconds = ft.pretrain(binary, text_file, work / "vectors", {k: v for k, v in pparams.items() if k != "corpus"},
-                              threads=threads, quiet=True)
+                              threads=threads)
     except RuntimeError as e:
         # fastText 0.9.3 can abort on NaN here for a very small corpus; the supervised model
         # trains fine without the vectors.

@@ -28,7 +28,10 @@ from training.model_file import FastTextModel
 NAME = "linear"
 C_VALUES = (30.0, 100.0, 300.0)
 MIN_LINES = 2  # ids in fewer training lines get no row: measured better than 1 on 3,000 Debian texts
-RANKS = (100, 200, 400)
+RANKS = (100, 200, 400, 800)
+BUDGET_BYTES = 10 * 2**20
+# fastText's quantize trains 256 centroids on at most 65,536 rows: its time grows with rows x rank.
+MAX_QUANTIZE_WORK = 4e6
 # The most (ids used x labels) fitted: past it, liblinear's time and the dense coefficients'
 # memory grow beyond the time budget (training/REPORT.md, "Scale").
 MAX_WORK = 4e9
@@ -51,11 +54,19 @@ class LinearLearner:
         if work > MAX_WORK and not forced:
             return [], (f"linear learner not tried: {shape.ids:,} ids in the lines x {shape.labels:,} labels "
                         f"= {work:.2g}, over its budget of {MAX_WORK:.0e} (--learner linear forces it)")
-        ranks = [None] + [r for r in RANKS if r < shape.labels // 2]
+        ranks = [None] * self._fits_at(shape.labels, shape) + [
+            r for r in RANKS if r < shape.labels // 2 and (r == RANKS[0] or self._fits_at(r, shape))]
         found = [Candidate(NAME, _describe(c, rank), {"c": c, "min_lines": MIN_LINES, "rank": rank})
                  for c in C_VALUES for rank in ranks]
-        return found, f"linear learner: C {', '.join(f'{c:g}' for c in C_VALUES)}; rank full or " \
-                      f"{', '.join(map(str, ranks[1:])) or 'none lower'}"
+        shown = ", ".join("full" if r is None else str(r) for r in ranks)
+        return found, (f"linear learner: C {', '.join(f'{c:g}' for c in C_VALUES)}; rank {shown} (full rank and "
+                       f"ranks past these do not keep the {shape.recurring:,} recurring ids within the size budget)")
+
+    @staticmethod
+    def _fits_at(dim: int, shape: DataShape) -> bool:
+        """Whether a model of this dimension keeps every recurring id within the size budget at two
+        dimensions a byte, and fastText quantizes it in reasonable time."""
+        return shape.recurring * dim / 2 <= 0.8 * BUDGET_BYTES and min(shape.recurring, 65536) * dim <= MAX_QUANTIZE_WORK
 
     def fit(self, candidate: Candidate, examples: list[Example], work: Path | None = None) -> FastTextModel:
         p = candidate.params
