@@ -27,6 +27,7 @@ from training import fasttext_cli as ft
 from training import metrics as mt
 from training.dataset import read_examples
 from training.train import PREDICT_K
+from training.progress import logger
 
 MIB = 2**20
 Q = {"retrain": True, "qnorm": True}
@@ -54,8 +55,7 @@ GRID: dict[str, tuple[dict, dict]] = {
 }
 
 
-def log(message: str) -> None:
-    print(f"[autotune {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("autotune")
 
 
 class Search:

@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from text_cleaning import clean_text
 from training.dataset import Example
+from training.progress import logger
 
 SUITE = "bookworm"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -66,8 +67,7 @@ class Stats:
     corpus_like_training_text: int = 0
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+log = logger("build_dataset")
 
 
 def parse_stanzas(text: str) -> Iterator[dict[str, str]]:

@@ -24,13 +24,12 @@ from training import fasttext_cli as ft
 from training import metrics as mt
 from training import prepare
 from training.dataset import Example
-from training.train import output_paths
+from training.train import PREDICT_K, output_paths
+from training.progress import logger
 
-PREDICT_K = 50
 
 
-def log(message: str) -> None:
-    print(f"[evaluate {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("evaluate")
 
 
 def evaluate_fasttext(model: Path, examples: list[Example]) -> dict:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from fasttext_process import FastTextError
 from recommender import DEFAULT_K, MAX_K, MAX_TEXTS, InvalidRequest, RecommendationRequest, Recommender, parse_request
+from training.fasttext_cli import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -31,9 +31,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from text_cleaning import clean_text
 import numpy as np
 
+from recommender import MAX_K
+from text_cleaning import clean_text
 from training import calibration, prepare, size_budget
 from training import fasttext_cli as ft
 from training import metrics as mt
@@ -42,16 +43,16 @@ from training.learners import Candidate, DataShape, fasttext_supervised
 from training.learners.linear import LinearLearner
 from training.model_file import FastTextModel, table_sigmoid, write_model
 from training.presets import auto_preset, get_preset
+from training.progress import logger
 from training.report import write_pr_figure, write_report
 
 THREADS = 2
-PREDICT_K = 50  # the endpoint's MAX_K: the deepest answer callers can ask for
+PREDICT_K = MAX_K  # the deepest answer callers can ask the endpoint for
 TOP_LABELS = 20
 THRESHOLDS = [round(i * 0.05, 2) for i in range(0, 20)] + [0.99]
 
 
-def log(message: str) -> None:
-    print(f"[train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("train")
 
 
 def parse_value(text: str):
@@ -300,7 +301,8 @@ class Validation:
         return temperature, self.scored(predictions), predictions
 
     def scored(self, predictions: list) -> dict:
-        return {**mt.headline(self.gold, predictions), "ece_top5": mt.calibration(self.gold, predictions)["ece"]}
+        return {**mt.headline(self.gold, predictions), "ece_top5": mt.calibration(self.gold, predictions)["ece"],
+                "texts_tied_at_1": sum(1 for answer in predictions if len(answer) > 1 and answer[1][1] >= 1.0)}
 
     def answers(self, model_file: Path) -> list:
         return ft.predict_prob(self.binary, model_file, self.text_file, PREDICT_K)
