@@ -17,13 +17,8 @@ import schemathesis
 import yaml
 from schemathesis.config import SchemathesisConfig
 
-from test_serverless import (  # noqa: F401 (offline, service and serverless_cli are fixtures)
-    ROOT,
-    ROUTES,
-    offline,
-    service,
-    serverless_cli,
-)
+from handler import ROUTES
+from support import ROOT
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
 MAX_EXAMPLES = 3000 if PROFILE == "long" else 300

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import TINY_TOPICS
+from support import TINY_TOPICS
 from fasttext_process import (
     FastTextError,
     FastTextProcess,

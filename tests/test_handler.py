@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 import handler
-from conftest import LambdaContext, http_event, rest_event
+from support import ROOT, LambdaContext, http_event, rest_event
 from handler import ROUTES
 from recommender import Recommender
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 import handler
-from conftest import LambdaContext, rest_event
+from support import LambdaContext, rest_event
 from model_source import BundledModel, ModelSourceError, S3Model, model_from_environment
 from recommender import Recommender
 

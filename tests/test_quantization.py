@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import write_tiny_training_file
+from support import write_tiny_training_file
 from fasttext_process import FastTextProcess
 from training import quantization as qz
 

@@ -25,12 +25,11 @@ from hypothesis import event as record_event
 from hypothesis import strategies as st
 
 import handler
-from conftest import TINY_TOPICS, LambdaContext, http_event, load_event, rest_event
+from support import ROOT, TINY_TOPICS, LambdaContext, http_event, load_event, rest_event
 from fasttext_process import FastTextProcess
 from recommender import MAX_K, MAX_TEXT_CHARS, MAX_TEXTS, Recommender
 from text_cleaning import clean_text, extract_hashtags, normalize_tag
 
-ROOT = Path(__file__).resolve().parent.parent
 
 _BASE = dict(
     deadline=None,

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 import handler
-from conftest import LambdaContext, http_event, rest_event
+from support import ROOT, LambdaContext, http_event, rest_event
 from fasttext_process import FastTextProcess
 from recommender import MAX_K, Recommender
-from test_serverless import make_service, run_cli, runtime_modules, serverless_cli  # noqa: F401 (a fixture)
+from support import make_service, run_cli, runtime_modules
 
-ROOT = Path(__file__).resolve().parent.parent
 MARKER = "zqsecuritymarker"
 
 
