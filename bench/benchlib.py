@@ -200,7 +200,7 @@ def cpu_cgroup_root() -> tuple[Path, int] | None:
             entries = [line.split() for line in mounts]
     except OSError:
         return None
-    for _, mount, fstype, options, *_ in entries:
+    for _, mount, fstype, _options, *_ in entries:
         if fstype == "cgroup2" and "cpu" in (Path(mount) / "cgroup.controllers").read_text().split():
             return Path(mount), 2
     for _, mount, fstype, options, *_ in entries:

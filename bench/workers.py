@@ -128,6 +128,7 @@ def billed_ms_mean(seconds: list[float]) -> float:
 def floor_worker(cfg: dict) -> dict:
     use_runtime(cfg)
     import fasttext  # fasttext-predict: the in-process binding, benchmark-only
+
     from text_cleaning import clean_text
 
     texts = benchlib.load_texts(cfg["texts"])

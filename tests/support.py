@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket

@@ -40,8 +40,8 @@ from moto import mock_aws
 from moto.apigateway.models import Method
 from moto.core import set_initial_no_auth_action_count
 
-from model_source import S3Model, file_sha256, model_from_environment
 from handler import ROUTES
+from model_source import S3Model, file_sha256, model_from_environment
 from support import (
     PYTHON_TEXT,
     ROOT,

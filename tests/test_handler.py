@@ -5,15 +5,13 @@ import logging
 import os
 import signal
 import uuid
-from pathlib import Path
 
 import pytest
 
 import handler
-from support import ROOT, LambdaContext, http_event, rest_event
 from handler import ROUTES
 from recommender import Recommender
-
+from support import ROOT, LambdaContext, http_event, rest_event
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 import handler
-from support import LambdaContext, rest_event
 from model_source import BundledModel, ModelSourceError, S3Model, model_from_environment
 from recommender import Recommender
+from support import LambdaContext, rest_event
 
 BUCKET, KEY = "tag-models", "models/debtags.bin"
 URI = f"s3://{BUCKET}/{KEY}"

@@ -10,7 +10,6 @@ whose size is what matters for Lambda's limits.
 
 import hashlib
 import json
-import os
 import re
 import socket
 import stat
@@ -25,6 +24,7 @@ from support import (
     PYTHON_TEXT,
     ROOT,
     ZIP_NAME,
+    api_methods,
     live_processes_in_group,
     make_service,
     offline_server,

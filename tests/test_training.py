@@ -11,6 +11,7 @@ import pytest
 
 from fasttext_process import FastTextProcess, read_model_header
 from recommender import RecommendationRequest, Recommender
+from support import ROOT
 from text_cleaning import clean_text
 from training import evaluate as ev
 from training import fasttext_cli as ft
@@ -18,7 +19,6 @@ from training import metrics as mt
 from training import train as tr
 from training.dataset import Example, read_examples
 from training.presets import PRESETS, auto_preset, get_preset
-from support import ROOT
 
 VALID = ROOT / "data" / "valid.tsv.gz"
 
@@ -154,7 +154,7 @@ def test_cli_training_file_matches_endpoint(trained, tiny_dataset):
     examples = list(read_examples(tiny_dataset["train"]))
     lines = (trained["build"] / "train.txt").read_text(encoding="utf-8").splitlines()
     sent = endpoint_lines([ex.text for ex in examples])
-    assert lines == [" ".join("__label__" + l for l in ex.labels) + " " + s for ex, s in zip(examples, sent)]
+    assert lines == [" ".join("__label__" + label for label in ex.labels) + " " + s for ex, s in zip(examples, sent)]
     valid_text = (trained["build"] / "valid.text.txt").read_text(encoding="utf-8").splitlines()
     assert valid_text == endpoint_lines([ex.text for ex in read_examples(tiny_dataset["valid"])])
 
