@@ -40,17 +40,17 @@ def service_directory(model: Path, runtime: Path, tmp: Path) -> Path:
     model.bin pointing at `model` (serverless.yml's MODEL_PATH is ./model.bin).
 
     osls only recognises a serverless.yml that is a regular file, so that one is copied."""
-    if model.resolve() == benchlib.DEFAULT_MODEL.resolve() and runtime.resolve() == benchlib.REPO:
-        return benchlib.REPO
+    if model.resolve() == benchlib.DEFAULT_MODEL.resolve() and runtime.resolve() == benchlib.ROOT:
+        return benchlib.ROOT
     service = tmp / "service"
     service.mkdir()
-    for name in ("serverless.yml", "serverless.params.js", "package.json", "requirements.txt"):
-        if (benchlib.REPO / name).exists():
-            shutil.copy2(benchlib.REPO / name, service / name)
-    for source in sorted(runtime.glob("*.py")):
+    for name in ("serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "package-files.txt"):
+        if (benchlib.ROOT / name).exists():
+            shutil.copy2(benchlib.ROOT / name, service / name)
+    for source in benchlib.package_files(runtime):
         (service / source.name).symlink_to(source.resolve())
     (service / "fasttext").symlink_to(benchlib.FASTTEXT)
-    (service / "node_modules").symlink_to(benchlib.REPO / "node_modules")
+    (service / "node_modules").symlink_to(benchlib.ROOT / "node_modules")
     (service / "model.bin").symlink_to(model.resolve())
     return service
 
@@ -71,7 +71,7 @@ class Server:
             env["VIRTUAL_ENV"] = sys.prefix  # serverless offline runs `python3` from it
         runtime = "python%d.%d" % sys.version_info[:2]
         command = [
-            str(benchlib.REPO / "node_modules" / ".bin" / "serverless"), "offline", "start",
+            str(benchlib.ROOT / "node_modules" / ".bin" / "serverless"), "offline", "start",
             f"--param=runtime={runtime}", "--host", "127.0.0.1",
             "--httpPort", str(self.port), "--lambdaPort", str(self.lambda_port),
         ]
@@ -258,7 +258,7 @@ def run_phase(port, texts, alone, clients, seconds, batch_every, batch_size, see
     }
 
 
-def run_load(model: Path, runtime: Path = benchlib.REPO, clients: int = 16, seconds: float = 30,
+def run_load(model: Path, runtime: Path = benchlib.ROOT, clients: int = 16, seconds: float = 30,
              warmup_seconds: float = 5, alone_texts: int = 200, batch_every: int = 8, batch_size: int = 10,
              cpus: set[int] | None = None, log=print) -> dict:
     texts = benchlib.load_texts(alone_texts)
@@ -269,7 +269,7 @@ def run_load(model: Path, runtime: Path = benchlib.REPO, clients: int = 16, seco
         log_path = Path(tmp) / "offline.log"
         server = Server(service, log_path, cpus)
         result["server_command"] = " ".join(server.command)
-        result["service_dir"] = "repository" if service == benchlib.REPO else "temporary stand-in"
+        result["service_dir"] = "repository" if service == benchlib.ROOT else "temporary stand-in"
         try:
             log(f"  serverless offline on 127.0.0.1:{server.port} (pgid {server.pgid}), waiting for it to answer")
             result["ready_s"] = server.wait_ready(texts[0], timeout=120)
@@ -297,7 +297,7 @@ def run_load(model: Path, runtime: Path = benchlib.REPO, clients: int = 16, seco
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=benchlib.DEFAULT_MODEL)
-    parser.add_argument("--runtime", type=Path, default=benchlib.REPO,
+    parser.add_argument("--runtime", type=Path, default=benchlib.ROOT,
                         help="directory holding the runtime modules to serve (default: the repository)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30)
