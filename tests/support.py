@@ -153,7 +153,8 @@ def static_files() -> set[str]:
 def make_service(dest: Path, model: Path) -> Path:
     """A copy of the project in `dest` that the CLI can package, invoke and serve."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "fasttext", *static_files()]:
+    for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "package-files.txt",
+                 "fasttext", *static_files()]:
         shutil.copy2(ROOT / name, dest / name)  # copy2 keeps fasttext's executable bit
     for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
         shutil.copy2(module, dest / module.name)

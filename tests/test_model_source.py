@@ -64,9 +64,9 @@ def test_downloads_once_and_serves_from_tmp(uploaded, tmp_path, tiny_model):
     assert model.downloads == 1
 
 
-def test_checksum_is_optional(uploaded, tmp_path):
+def test_checksum_is_optional(uploaded, tmp_path, tiny_model):
     model = S3Model(URI, None, str(tmp_path))
-    assert os.path.getsize(model.local_path()) > 0
+    assert open(model.local_path(), "rb").read() == tiny_model.read_bytes()
 
 
 def test_missing_object_is_a_clear_error_and_leaves_nothing(aws, tmp_path):

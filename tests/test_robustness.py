@@ -661,9 +661,6 @@ def test_batch_equals_singles_and_a_fresh_fasttext(app, tiny_model, fasttext_bin
 # ---------------------------------------------------------------------------------------------
 # 6. clean_text: one line of fastText tokens, whatever the input.
 
-FASTTEXT_SEPARATORS = " \n\r\t\v\f\x00"
-
-
 @given(text=st.one_of(st.text(ANY_CHAR), composed_texts, fasttext_like_texts, newline_floods))
 def test_clean_text_gives_one_clean_line_of_plain_tokens(text):
     cleaned = clean_text(text)
