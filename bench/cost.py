@@ -10,13 +10,11 @@ import argparse
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
+import benchlib
 
 # AWS public list prices, us-east-1, in US dollars, first pricing tier, no free tier; as published
 # on the AWS Lambda pricing page and the Amazon API Gateway pricing page (aws.amazon.com), recorded

@@ -15,11 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-import cost  # noqa: E402
-import load  # noqa: E402
-from benchlib import log, run_worker  # noqa: E402
+import benchlib
+import cost
+import load
+from benchlib import log, run_worker
 
 TARGET_SPEEDUP_VS_SEED = 100
 TARGET_RATIO_TO_FLOOR = 2.5  # issue 11 (was 3 in issue 5)

@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-from support import LambdaContext, rest_event  # noqa: E402  (benchlib puts tests/ on the path)
+import benchlib
+from support import LambdaContext, rest_event  # noqa: E402 (benchlib has put tests/ on the path)
 
 
 def use_runtime(cfg: dict) -> None:

@@ -9,14 +9,11 @@ asks for one of SLOW_FIXTURES, directly or through another fixture, is marked sl
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from support import FASTTEXT, ROOT, SERVERLESS, make_service, offline_server, write_tiny_training_file  # noqa: E402
+from support import FASTTEXT, ROOT, SERVERLESS, make_service, offline_server, write_tiny_training_file
 
 SLOW_FIXTURES = {"serverless_cli", "shipped_model", "fasttext_arm64", "file_command"}
 
