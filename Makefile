@@ -84,9 +84,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-build/fasttext-$(FASTTEXT_VERSION).tar.gz:
+build/fasttext-$(FASTTEXT_VERSION).tar.gz: | $(VENV)/.installed
 	mkdir -p build
-	$(PYTHON) -m pip download -q --no-deps --no-binary :all: -d build fasttext==$(FASTTEXT_VERSION)
+	$(PY) -m pip download -q --no-deps --no-binary :all: -d build fasttext==$(FASTTEXT_VERSION)
 	echo "$(FASTTEXT_SDIST_SHA256)  $@" | sha256sum --check --strict
 
 $(FASTTEXT_SRC)/main.cc: build/fasttext-$(FASTTEXT_VERSION).tar.gz

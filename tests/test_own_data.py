@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, ZIP_NAME, cli_env, make_service, offline_server, request
+from support import FIXTURES, ROOT, ZIP_NAME, cli_env, make_service, offline_server, request
 from text_cleaning import extract_hashtags, tag_problem
 from training import evaluate as ev
 from training import fasttext_cli as ft
 from training.dataset import Columns, DatasetError, read_dataset
 
-POSTS = Path(__file__).resolve().parent / "fixtures" / "posts"
+POSTS = FIXTURES / "posts"
 FORMATS = {"posts.csv": "csv", "posts.jsonl": "jsonl", "posts.txt": "fasttext", "posts.tsv.gz": "tsv"}
 SITE_TAGS = {"c++", "c#", ".net", "node.js", "go", "r", "machine-learning", "python", "javascript", "sql"}
 # Models that `make package` and `make serve` ship must sit inside the project: build/ is ignored by git.
