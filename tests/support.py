@@ -90,16 +90,11 @@ def _body(body, base64_encoded):
 
 
 class LambdaContext:
-    """The attributes of Lambda's context object that the handler reads. The request id is a UUID,
-    as Lambda's are: for anything else the handler makes a fresh one, which Lambda never needs."""
+    """The one attribute of Lambda's context object that the handler reads. The request id is a
+    UUID, as Lambda's are: for anything else the handler makes a fresh one, which Lambda never needs."""
 
     def __init__(self, request_id="c0ffee00-0000-4000-8000-000000000001"):
         self.aws_request_id = request_id
-        self.function_name = "tagRecommendations"
-        self.memory_limit_in_mb = 1024
-
-    def get_remaining_time_in_millis(self):
-        return 10_000
 
 
 # --- a copy of the project for the Serverless CLI ---------------------------------------------------

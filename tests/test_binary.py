@@ -14,7 +14,7 @@ from text_cleaning import clean_text
 
 
 def describe(file_command: str, path: Path) -> str:
-    return subprocess.run([file_command, "-b", str(path)], capture_output=True, text=True, check=True).stdout
+    return subprocess.run([file_command, "-bL", str(path)], capture_output=True, text=True, check=True).stdout
 
 
 def validation_texts(n: int) -> list[str]:
