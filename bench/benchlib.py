@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -105,12 +104,6 @@ def summarize(seconds: list[float]) -> dict:
         "p99_ms": percentile(values, 99),
         "max_ms": values[-1],
     }
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load_average() -> str:

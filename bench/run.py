@@ -110,7 +110,7 @@ def measure(args: argparse.Namespace) -> dict:
         log(f"load: serverless offline, {args.load_clients} clients, {args.load_seconds:g} s")
         results["load"] = load.run_load(
             args.model, args.runtime, args.load_clients, args.load_seconds, args.load_warmup_seconds,
-            args.alone_texts, cpus=None, log=lambda m: log(m.strip()),
+            args.alone_texts, log=lambda m: log(m.strip()),
         )
     return results
 
