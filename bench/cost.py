@@ -142,12 +142,10 @@ def report(result: dict, default_memory_mb: int | None = None) -> str:
     w("## Cost and speed per memory size")
     w("")
     if result["method"] == "cgroup":
-        w(f"Each row ran in a cgroup whose CPU quota is the memory size's share of one vCPU (CFS bandwidth "
-          f"control, {result['period_us'] // 1000} ms period; Lambda does not document the period it uses), "
-          f"pinned to one CPU: the warm handler ({result['requests']} requests of 1 text, back to back, as one "
-          f"busy instance serves them), batches of {BATCH} texts, and the cold start (first answer of a fresh "
-          f"interpreter, no .pyc, {result['reps']} repetitions). The share follows AWS's rule: one full vCPU at "
-          f"{FULL_VCPU_MB:,} MB, proportionally less below.")
+        w(f"Each row ran in a CPU-quota cgroup of the memory size's share of one vCPU (one full vCPU at "
+          f"{FULL_VCPU_MB:,} MB; {result['period_us'] // 1000} ms period), pinned to one CPU: {result['requests']} "
+          f"warm requests of 1 text, batches of {BATCH} texts, {result['reps']} cold starts without .pyc "
+          "(the method: [README.md](README.md)).")
     else:
         w(f"No CPU-quota cgroup could be made here ({result['method']}): the one-CPU figures are scaled by "
           f"{FULL_VCPU_MB:,} / memory, which assumes all the work is CPU-bound.")
