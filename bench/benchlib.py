@@ -1,86 +1,75 @@
-"""Shared pieces of the benchmark: texts, events, statistics, machine and model facts.
+"""Shared pieces of the benchmark: paths, logging, the worker runner, texts, what ships, statistics,
+machine and model facts, CPU-quota cgroups. The method: bench/README.md.
 
-Only the standard library, so every benchmark process starts the same way.
+Only the standard library, so every benchmark process starts the same way. Events and the Lambda
+context are the tests' own (tests/support.py); the runtime's limits come from the runtime, imported
+only where a worker has chosen which copy of it to measure.
 """
 
-import copy
 import gzip
+import json
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO / "model.bin"
-FASTTEXT = REPO / "fasttext"
-VALID = REPO / "data" / "valid.tsv.gz"
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "bench"
+DEFAULT_MODEL = ROOT / "model.bin"
+FASTTEXT = ROOT / "fasttext"
+VALID = ROOT / "data" / "valid.tsv.gz"
 TEXT_SEED = 20261125
-# The handler's own limits (recommender.MAX_TEXT_CHARS, handler.MAX_BODY_BYTES); texts over
-# them would be answered with an error, not a recommendation, so they are left out.
-MAX_TEXT_CHARS = 20_000
-MAX_BODY_BYTES = 256 * 1024
-
-# The shape API Gateway (REST API, payload v1) sends; copied from tests/fixtures/events/apigw_rest_v1.json.
-APIGW_V1_EVENT = {
-    "resource": "/recommendations",
-    "path": "/recommendations",
-    "httpMethod": "POST",
-    "headers": {
-        "Accept": "*/*",
-        "Content-Type": "application/json",
-        "Host": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-        "User-Agent": "bench/1.0",
-        "X-Forwarded-For": "198.51.100.7",
-        "X-Forwarded-Port": "443",
-        "X-Forwarded-Proto": "https",
-    },
-    "multiValueHeaders": {
-        "Accept": ["*/*"],
-        "Content-Type": ["application/json"],
-        "Host": ["abcdef1234.execute-api.us-east-1.amazonaws.com"],
-        "User-Agent": ["bench/1.0"],
-    },
-    "queryStringParameters": None,
-    "multiValueQueryStringParameters": None,
-    "pathParameters": None,
-    "stageVariables": None,
-    "requestContext": {
-        "accountId": "123456789012",
-        "apiId": "abcdef1234",
-        "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-        "domainPrefix": "abcdef1234",
-        "extendedRequestId": "P8kTrGwXoAMFaHw=",
-        "httpMethod": "POST",
-        "identity": {"sourceIp": "198.51.100.7", "userAgent": "bench/1.0"},
-        "path": "/dev/recommendations",
-        "protocol": "HTTP/1.1",
-        "requestId": "5b7a3a0e-8f2b-4c5e-9d1a-2f3b4c5d6e7f",
-        "requestTime": "25/Nov/2026:03:04:05 +0000",
-        "requestTimeEpoch": 1795575845000,
-        "resourceId": "x1y2z3",
-        "resourcePath": "/recommendations",
-        "stage": "dev",
-    },
-    "body": None,
-    "isBase64Encoded": False,
-}
+# Appended, not prepended: a worker puts the runtime it measures (--runtime) in front of it.
+sys.path.append(str(ROOT / "tests"))
+sys.path.append(str(ROOT))
 
 
-def apigw_event(body: str) -> dict:
-    event = copy.deepcopy(APIGW_V1_EVENT)
-    event["body"] = body
-    return event
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def run_worker(kind: str, cpus: str, args, tmp: Path, **extra) -> dict:
+    """One measurement in a fresh process (bench/workers.py), configured by `args` and `extra`."""
+    out = tmp / f"{kind}-{cpus}.json"
+    cfg = {
+        "kind": kind, "cpus": cpus, "model": str(args.model), "runtime": str(args.runtime), "out": str(out),
+        "texts": None, "warmup": args.warmup, "requests": args.requests, "agree_texts": 200,
+        "batch_sizes": [1, 10, 100], "batch_seconds": args.batch_seconds, "batch_min_requests": 20,
+        "reps": args.cold_reps, **extra,
+    }
+    # The handler logs one JSON line per request to stdout, as on Lambda; keep them out of the way.
+    with open(tmp / f"{kind}-{cpus}.log", "wb") as logs:
+        proc = subprocess.run([sys.executable, str(HERE / "workers.py"), json.dumps(cfg)], stdout=logs,
+                              stderr=subprocess.PIPE, timeout=900)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} worker (cpus {cpus}) failed:\n{proc.stderr.decode(errors='replace')[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def package_files(runtime: Path) -> list[Path]:
+    """The files of `runtime` that package-files.txt ships (its patterns, `!` ones excluding)."""
+    shipped: dict[str, Path] = {}
+    for line in (ROOT / "package-files.txt").read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        if pattern.startswith("!"):
+            for name in [n for n in shipped if pattern == "!**" or Path(n).match(pattern[1:])]:
+                del shipped[name]
+        else:
+            shipped.update({str(p.relative_to(runtime)): p for p in runtime.glob(pattern) if p.is_file()})
+    return sorted(shipped.values())
 def load_texts(limit: int | None = None) -> list[str]:
     """Raw descriptions from the validation split, in a fixed shuffled order.
 
     Read straight from the data file (`package<TAB>source<TAB>labels<TAB>text`), not through
     training code. Texts the handler would refuse (blank, over MAX_TEXT_CHARS) are skipped.
     """
+    from recommender import MAX_TEXT_CHARS
+
     texts = []
     with gzip.open(VALID, "rt", encoding="utf-8", newline="\n") as lines:
         for line in lines:
@@ -117,12 +106,6 @@ def summarize(seconds: list[float]) -> dict:
     }
 
 
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def load_average() -> str:
     try:
         with open("/proc/loadavg") as f:
@@ -155,7 +138,6 @@ def machine_facts() -> dict:
 
 def model_facts(path: Path) -> dict:
     """What the runtime itself reports about a model (its header reader and checksum)."""
-    sys.path.insert(0, str(REPO))
     from fasttext_process import read_model_header
     from model_source import file_sha256
 
@@ -174,7 +156,7 @@ def model_facts(path: Path) -> dict:
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -200,7 +182,7 @@ def cpu_cgroup_root() -> tuple[Path, int] | None:
             entries = [line.split() for line in mounts]
     except OSError:
         return None
-    for _, mount, fstype, options, *_ in entries:
+    for _, mount, fstype, _options, *_ in entries:
         if fstype == "cgroup2" and "cpu" in (Path(mount) / "cgroup.controllers").read_text().split():
             return Path(mount), 2
     for _, mount, fstype, options, *_ in entries:

@@ -1,30 +1,20 @@
-"""Cost and speed per Lambda memory size (issue 11): part of `make bench`, or alone:
+"""Cost and speed per Lambda memory size: part of `make bench`, or alone:
 
     .venv/bin/python bench/cost.py            # measures, prints the markdown section
     .venv/bin/python bench/cost.py --quick    # smaller counts
 
-Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB, that
-share of one below (AWS Lambda developer guide, "Configuring Lambda function memory"). For each
-memory size the warm handler, a batch of 100 texts and the cold start run in a cgroup whose CPU
-quota (CFS bandwidth control) is that share of one CPU, pinned to one CPU. Where the machine
-does not allow a cgroup, they run once pinned without a quota and the times are scaled by
-1769 / memory: the assumption that every part of the work is CPU-bound.
-
-Costs: Lambda requests + compute (GB-seconds, each invocation rounded up to the millisecond)
-+ API Gateway per request, from the list prices below.
+The method (a CPU-quota cgroup per memory size, the prices): bench/README.md.
 """
 
 import argparse
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
+import benchlib
 
 # AWS public list prices, us-east-1, in US dollars, first pricing tier, no free tier; as published
 # on the AWS Lambda pricing page and the Amazon API Gateway pricing page (aws.amazon.com), recorded
@@ -33,7 +23,6 @@ import benchlib  # noqa: E402
 LAMBDA_PER_REQUEST = 0.20 / 1e6  # x86_64 and arm64 alike
 LAMBDA_PER_GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}  # first 6 / 7.5 billion GB-s a month
 API_GATEWAY_PER_REQUEST = {"REST": 3.50 / 1e6, "HTTP": 1.00 / 1e6}  # first 333 / 300 million a month
-HTTP_API_METERING_BYTES = 512 * 1024  # an HTTP API request counts once per 512 KB of request+response
 
 FULL_VCPU_MB = 1769  # AWS: "at 1,769 MB, a function has the equivalent of one vCPU"
 MEMORY_SIZES = [128, 256, 512, 768, 1024, 1536, 1769]
@@ -54,9 +43,9 @@ def cost_per_request(memory_mb: int, billed_ms: float, architecture: str = "x86_
     return LAMBDA_PER_REQUEST + gb(memory_mb) * billed_ms / 1000 * LAMBDA_PER_GB_SECOND[architecture]
 
 
-def measure(args, tmp: Path, run_worker, log) -> dict:
+def measure(args, tmp: Path) -> dict:
     """Per memory size: warm handler (1 text), batches of 100, cold start, under the CPU quota of
-    that size; then the peak memory. `run_worker(kind, cpus, args, tmp, **cfg)` is bench/run.py's."""
+    that size; then the peak memory."""
     cpu = str(args.cpu)
     requests = 400 if args.quick else 2000
     reps = 3 if args.quick else 5
@@ -66,28 +55,28 @@ def measure(args, tmp: Path, run_worker, log) -> dict:
         try:
             cgroup = benchlib.make_cpu_quota_cgroup(f"fasttext-bench-{os.getpid()}-{memory_mb}", share)
         except OSError as e:
-            log(f"cost: no CPU quota cgroup on this machine ({e}); scaling one-CPU times by {FULL_VCPU_MB}/memory")
+            benchlib.log(f"cost: no CPU quota cgroup on this machine ({e}); scaling one-CPU times by {FULL_VCPU_MB}/memory")
             method = f"scaled (no cgroup: {e})"
             break
-        log(f"cost: {memory_mb} MB = {share:.3f} of a vCPU (cgroup {cgroup})")
+        benchlib.log(f"cost: {memory_mb} MB = {share:.3f} of a vCPU (cgroup {cgroup})")
         try:
-            sizes[memory_mb] = measure_one(args, tmp, run_worker, cpu, requests, reps, cgroup=str(cgroup))
+            sizes[memory_mb] = measure_one(args, tmp, cpu, requests, reps, cgroup=str(cgroup))
         finally:
             benchlib.remove_cgroup(cgroup)
     if method != "cgroup":
-        one_cpu = measure_one(args, tmp, run_worker, cpu, requests, reps)
+        one_cpu = measure_one(args, tmp, cpu, requests, reps)
         sizes = {m: scaled(one_cpu, FULL_VCPU_MB / min(m, FULL_VCPU_MB)) for m in MEMORY_SIZES}
-    log("cost: peak memory of the handler and its fastText child")
-    memory = run_worker("memory", cpu, args, tmp)
+    benchlib.log("cost: peak memory of the handler and its fastText child")
+    memory = benchlib.run_worker("memory", cpu, args, tmp)
     return {"method": method, "period_us": benchlib.CFS_PERIOD_US, "requests": requests, "reps": reps,
             "sizes": {str(m): r for m, r in sizes.items()}, "memory": memory}
 
 
-def measure_one(args, tmp: Path, run_worker, cpu: str, requests: int, reps: int, cgroup: str | None = None) -> dict:
-    warm = run_worker("handler", cpu, args, tmp, requests=requests, warmup=100, texts=TEXTS, batch_sizes=[BATCH],
+def measure_one(args, tmp: Path, cpu: str, requests: int, reps: int, cgroup: str | None = None) -> dict:
+    warm = benchlib.run_worker("handler", cpu, args, tmp, requests=requests, warmup=100, texts=TEXTS, batch_sizes=[BATCH],
                       batch_seconds=1.0 if args.quick else 3.0, batch_min_requests=5 if args.quick else 15,
                       cgroup=cgroup)
-    cold = run_worker("cold", cpu, args, tmp, reps=reps, cgroup=cgroup)
+    cold = benchlib.run_worker("cold", cpu, args, tmp, reps=reps, cgroup=cgroup)
     durations = warm.pop("durations")
     batch = warm["batches"][str(BATCH)]
     return {
@@ -153,12 +142,10 @@ def report(result: dict, default_memory_mb: int | None = None) -> str:
     w("## Cost and speed per memory size")
     w("")
     if result["method"] == "cgroup":
-        w(f"Each row ran in a cgroup whose CPU quota is the memory size's share of one vCPU (CFS bandwidth "
-          f"control, {result['period_us'] // 1000} ms period; Lambda does not document the period it uses), "
-          f"pinned to one CPU: the warm handler ({result['requests']} requests of 1 text, back to back, as one "
-          f"busy instance serves them), batches of {BATCH} texts, and the cold start (first answer of a fresh "
-          f"interpreter, no .pyc, {result['reps']} repetitions). The share follows AWS's rule: one full vCPU at "
-          f"{FULL_VCPU_MB:,} MB, proportionally less below.")
+        w(f"Each row ran in a CPU-quota cgroup of the memory size's share of one vCPU (one full vCPU at "
+          f"{FULL_VCPU_MB:,} MB; {result['period_us'] // 1000} ms period), pinned to one CPU: {result['requests']} "
+          f"warm requests of 1 text, batches of {BATCH} texts, {result['reps']} cold starts without .pyc "
+          "(the method: [README.md](README.md)).")
     else:
         w(f"No CPU-quota cgroup could be made here ({result['method']}): the one-CPU figures are scaled by "
           f"{FULL_VCPU_MB:,} / memory, which assumes all the work is CPU-bound.")
@@ -203,11 +190,9 @@ def report(result: dict, default_memory_mb: int | None = None) -> str:
 
 
 def main() -> None:
-    import run  # bench/run.py: its worker runner and options
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=benchlib.DEFAULT_MODEL)
-    parser.add_argument("--runtime", type=Path, default=benchlib.REPO)
+    parser.add_argument("--runtime", type=Path, default=benchlib.ROOT)
     parser.add_argument("--cpu", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", help="also write the raw results as JSON to this path")
@@ -216,9 +201,9 @@ def main() -> None:
     args.warmup, args.requests, args.batch_seconds, args.cold_reps = 100, 0, 1.0, 3
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
-        result = measure(args, Path(tmp), run.run_worker, run.log)
+        result = measure(args, Path(tmp))
     print(report(result))
-    run.log(f"cost: done in {time.perf_counter() - started:.0f} s")
+    benchlib.log(f"cost: done in {time.perf_counter() - started:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

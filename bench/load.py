@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/load.py [--model model.bin] [--clients 16] [--seconds 30]
 
-1. starts `serverless offline start` on free loopback ports, in its own process group,
-   and waits until it answers;
+1. starts `serverless offline start` on free loopback ports, in its own process group
+   (tests/support.py's OfflineServer), and waits until it answers;
 2. sends each of --alone-texts texts alone, one after another, and keeps the answers;
 3. --clients threads (stdlib http.client, keep-alive) send those texts, every
    --batch-every-th request as a batch of --batch-size texts: first --warmup-seconds
@@ -16,19 +16,16 @@
 import argparse
 import http.client
 import json
-import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
+import benchlib
+from support import OfflineServer, live_processes_in_group  # noqa: E402 (benchlib has put tests/ on the path)
 
 PATH = "/dev/recommendations"
 MAX_REQUESTS = 1_000_000  # a bound on top of the time limit
@@ -40,97 +37,19 @@ def service_directory(model: Path, runtime: Path, tmp: Path) -> Path:
     model.bin pointing at `model` (serverless.yml's MODEL_PATH is ./model.bin).
 
     osls only recognises a serverless.yml that is a regular file, so that one is copied."""
-    if model.resolve() == benchlib.DEFAULT_MODEL.resolve() and runtime.resolve() == benchlib.REPO:
-        return benchlib.REPO
+    if model.resolve() == benchlib.DEFAULT_MODEL.resolve() and runtime.resolve() == benchlib.ROOT:
+        return benchlib.ROOT
     service = tmp / "service"
     service.mkdir()
-    for name in ("serverless.yml", "serverless.params.js", "package.json", "requirements.txt"):
-        if (benchlib.REPO / name).exists():
-            shutil.copy2(benchlib.REPO / name, service / name)
-    for source in sorted(runtime.glob("*.py")):
+    for name in ("serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "package-files.txt"):
+        if (benchlib.ROOT / name).exists():
+            shutil.copy2(benchlib.ROOT / name, service / name)
+    for source in benchlib.package_files(runtime):
         (service / source.name).symlink_to(source.resolve())
     (service / "fasttext").symlink_to(benchlib.FASTTEXT)
-    (service / "node_modules").symlink_to(benchlib.REPO / "node_modules")
+    (service / "node_modules").symlink_to(benchlib.ROOT / "node_modules")
     (service / "model.bin").symlink_to(model.resolve())
     return service
-
-
-class Server:
-    """`serverless offline start` on loopback, in its own session (process group)."""
-
-    def __init__(self, service: Path, log_path: Path, cpus: set[int] | None):
-        self.port = benchlib.free_loopback_port()
-        self.lambda_port = benchlib.free_loopback_port()
-        while self.lambda_port == self.port:
-            self.lambda_port = benchlib.free_loopback_port()
-        env = dict(os.environ)
-        for name in ("MODEL_S3_URI", "MODEL_SHA256", "MODEL_PATH", "FASTTEXT_BINARY"):
-            env.pop(name, None)  # the bundled model under test, as serverless.yml configures it
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-        if sys.prefix != sys.base_prefix:
-            env["VIRTUAL_ENV"] = sys.prefix  # serverless offline runs `python3` from it
-        runtime = "python%d.%d" % sys.version_info[:2]
-        command = [
-            str(benchlib.REPO / "node_modules" / ".bin" / "serverless"), "offline", "start",
-            f"--param=runtime={runtime}", "--host", "127.0.0.1",
-            "--httpPort", str(self.port), "--lambdaPort", str(self.lambda_port),
-        ]
-        self.log = open(log_path, "wb")
-        self.command = command
-        self.proc = subprocess.Popen(
-            command, cwd=service, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-        )
-        self.pgid = self.proc.pid  # start_new_session: the server leads its own process group
-
-    def wait_ready(self, text: str, timeout: float) -> float:
-        started = time.perf_counter()
-        body = json.dumps({"text": text})
-        while time.perf_counter() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serverless offline exited with status {self.proc.returncode}; see {self.log.name}")
-            try:
-                status, _ = request_once(self.port, body, timeout=30)
-                if status == 200:
-                    return time.perf_counter() - started
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"serverless offline did not answer within {timeout:g} s; see {self.log.name}")
-
-    def handler_processes(self) -> int:
-        """How many handler processes (invoke.py) serverless offline runs in its process group."""
-        count = 0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
-            if pgrp == self.pgid and b"invoke.py" in cmdline and b"/bin/sh" not in cmdline:
-                count += 1
-        return count
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        # Whatever is left of the group (handler processes, fastText children).
-        try:
-            os.killpg(self.pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self.log.close()
 
 
 def request_once(port: int, body: str, timeout: float) -> tuple[int, bytes]:
@@ -258,21 +177,28 @@ def run_phase(port, texts, alone, clients, seconds, batch_every, batch_size, see
     }
 
 
-def run_load(model: Path, runtime: Path = benchlib.REPO, clients: int = 16, seconds: float = 30,
+def handler_processes(server: OfflineServer) -> int:
+    """How many handler processes (invoke.py) serverless offline runs in its process group."""
+    return sum("invoke.py" in cmd and not cmd.startswith("/bin/sh") for cmd in live_processes_in_group(server.pgid))
+
+
+def run_load(model: Path, runtime: Path = benchlib.ROOT, clients: int = 16, seconds: float = 30,
              warmup_seconds: float = 5, alone_texts: int = 200, batch_every: int = 8, batch_size: int = 10,
-             cpus: set[int] | None = None, log=print) -> dict:
+             log=print) -> dict:
     texts = benchlib.load_texts(alone_texts)
     result = {"clients": clients, "alone_texts": len(texts), "batch_every": batch_every, "batch_size": batch_size,
-              "cpus": sorted(cpus) if cpus else "all", "load_before": benchlib.load_average()}
+              "load_before": benchlib.load_average()}
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         service = service_directory(model, runtime, Path(tmp))
         log_path = Path(tmp) / "offline.log"
-        server = Server(service, log_path, cpus)
-        result["server_command"] = " ".join(server.command)
-        result["service_dir"] = "repository" if service == benchlib.REPO else "temporary stand-in"
+        started = time.perf_counter()
+        server = OfflineServer(service, log_path)
+        result["server_command"] = " ".join(server.process.args)
+        result["service_dir"] = "repository" if service == benchlib.ROOT else "temporary stand-in"
         try:
             log(f"  serverless offline on 127.0.0.1:{server.port} (pgid {server.pgid}), waiting for it to answer")
-            result["ready_s"] = server.wait_ready(texts[0], timeout=120)
+            server.wait_until_ready(timeout=120)
+            result["ready_s"] = time.perf_counter() - started
             log(f"  sending {len(texts)} texts alone, sequentially")
             t0 = time.perf_counter()
             alone = compute_alone(server.port, texts)
@@ -281,7 +207,7 @@ def run_load(model: Path, runtime: Path = benchlib.REPO, clients: int = 16, seco
             result["warmup"] = run_phase(server.port, texts, alone, clients, warmup_seconds, batch_every, batch_size, 1)
             log(f"  measured: {clients} clients for {seconds:g} s")
             result["measured"] = run_phase(server.port, texts, alone, clients, seconds, batch_every, batch_size, 2)
-            result["handler_processes"] = server.handler_processes()
+            result["handler_processes"] = handler_processes(server)
         except BaseException:
             log_tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
             log("  serverless offline log (tail):\n" + log_tail)
@@ -297,7 +223,7 @@ def run_load(model: Path, runtime: Path = benchlib.REPO, clients: int = 16, seco
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=benchlib.DEFAULT_MODEL)
-    parser.add_argument("--runtime", type=Path, default=benchlib.REPO,
+    parser.add_argument("--runtime", type=Path, default=benchlib.ROOT,
                         help="directory holding the runtime modules to serve (default: the repository)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30)
@@ -305,10 +231,9 @@ def main() -> None:
     parser.add_argument("--alone-texts", type=int, default=200)
     parser.add_argument("--batch-every", type=int, default=8, help="every Nth request is a batch (0: never)")
     parser.add_argument("--batch-size", type=int, default=10)
-    parser.add_argument("--cpus", default="all", help="pin the server and its children, e.g. 0 (default: all)")
     args = parser.parse_args()
     result = run_load(args.model, args.runtime, args.clients, args.seconds, args.warmup_seconds, args.alone_texts,
-                      args.batch_every, args.batch_size, benchlib.parse_cpus(args.cpus))
+                      args.batch_every, args.batch_size)
     print(json.dumps(result, indent=2))
     sys.exit(0 if result["errors"] == 0 and result["mismatches"] == 0 else 1)
 

@@ -1,19 +1,7 @@
-"""Benchmark of the hashtag recommender, side by side in one run (issue 5).
+"""The benchmark, every measurement side by side in one run; what each is and how: bench/README.md.
 
     .venv/bin/python bench/run.py            # the full run (`make bench`), writes bench/RESULTS.md
     .venv/bin/python bench/run.py --quick    # smaller counts, for trying things out
-
-On the same model and the same texts (descriptions from data/valid.tsv.gz):
-  warm     requests through handler.tagRecommendations (API Gateway v1 events, JSON in, JSON out)
-  seed     the seed's design: a new `fasttext predict-prob` process per request
-  floor    the in-process binding fasttext-predict, cleaning included
-  cold     a fresh interpreter importing handler and answering once, against `python -c pass`
-  batch    requests/s and texts/s for batches of 1, 10 and 100 texts through the handler
-  load     `serverless offline` on loopback under concurrent clients (bench/load.py)
-  cost     warm, batch and cold start under the CPU share of each Lambda memory size, and what a
-           million requests or texts cost at each (bench/cost.py)
-Each of warm/seed/floor/cold/batch runs in a fresh process pinned to one CPU (the headline:
-Lambda below 1769 MB gives a function one vCPU) and again unpinned. See bench/README.md.
 """
 
 import argparse
@@ -22,18 +10,16 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-import cost  # noqa: E402
-import load  # noqa: E402
+import benchlib
+import cost
+import load
+from benchlib import log, run_worker
 
-HERE = Path(__file__).resolve().parent
 TARGET_SPEEDUP_VS_SEED = 100
 TARGET_RATIO_TO_FLOOR = 2.5  # issue 11 (was 3 in issue 5)
 TARGET_COLD_OVERHEAD_MS = 300
@@ -42,7 +28,7 @@ TARGET_COLD_OVERHEAD_MS = 300
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=benchlib.DEFAULT_MODEL, help="default: ./model.bin")
-    parser.add_argument("--runtime", type=Path, default=benchlib.REPO,
+    parser.add_argument("--runtime", type=Path, default=benchlib.ROOT,
                         help="directory with the runtime modules to measure, e.g. a patched copy (default: the repository)")
     parser.add_argument("--cpu", type=int, default=0, help="the CPU the headline figures are pinned to (default 0)")
     parser.add_argument("--requests", type=int, default=10000, help="warm handler and floor requests (default 10000)")
@@ -60,7 +46,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-unpinned", action="store_true", help="only the pinned (headline) figures")
     parser.add_argument("--skip-cost", action="store_true", help="leave out the cost per memory size (bench/cost.py)")
     parser.add_argument("--quick", action="store_true", help="small counts (a ~1 minute run); not for RESULTS.md")
-    parser.add_argument("--results", default=str(HERE / "RESULTS.md"),
+    parser.add_argument("--results", default=str(benchlib.HERE / "RESULTS.md"),
                         help="where to write the markdown report ('-' for nowhere; default bench/RESULTS.md)")
     parser.add_argument("--json", help="also write the raw results as JSON to this path")
     args = parser.parse_args()
@@ -80,27 +66,6 @@ def fasttext_version(runtime: Path) -> str:
     """FASTTEXT_VERSION as fasttext_process.py states it (read, not imported: no runtime code here)."""
     match = re.search(r'^FASTTEXT_VERSION = "(.*)"', (runtime / "fasttext_process.py").read_text(), re.M)
     return match.group(1) if match else "?"
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def run_worker(kind: str, cpus: str, args: argparse.Namespace, tmp: Path, **extra) -> dict:
-    out = tmp / f"{kind}-{cpus}.json"
-    cfg = {
-        "kind": kind, "cpus": cpus, "model": str(args.model), "runtime": str(args.runtime), "out": str(out),
-        "texts": None, "warmup": args.warmup, "requests": args.requests, "agree_texts": 200,
-        "batch_sizes": [1, 10, 100], "batch_seconds": args.batch_seconds, "batch_min_requests": 20,
-        "reps": args.cold_reps, **extra,
-    }
-    # The handler logs one JSON line per request to stdout, as on Lambda; keep them out of the way.
-    with open(tmp / f"{kind}-{cpus}.log", "wb") as logs:
-        proc = subprocess.run([sys.executable, str(HERE / "workers.py"), json.dumps(cfg)], stdout=logs,
-                              stderr=subprocess.PIPE, timeout=900)
-    if proc.returncode != 0:
-        raise SystemExit(f"{kind} worker (cpus {cpus}) failed:\n{proc.stderr.decode(errors='replace')[-3000:]}")
-    return json.loads(out.read_text())
 
 
 def combine(parts: list[dict]) -> dict:
@@ -139,13 +104,13 @@ def measure(args: argparse.Namespace) -> dict:
             r["cold"] = run_worker("cold", cpus, args, Path(tmp))
         if not args.skip_cost:
             load_before = benchlib.load_average()
-            results["cost"] = cost.measure(args, Path(tmp), run_worker, log)
+            results["cost"] = cost.measure(args, Path(tmp))
             results["cost"].update(load_before=load_before, load_after=benchlib.load_average())
     if not args.skip_load:
         log(f"load: serverless offline, {args.load_clients} clients, {args.load_seconds:g} s")
         results["load"] = load.run_load(
             args.model, args.runtime, args.load_clients, args.load_seconds, args.load_warmup_seconds,
-            args.alone_texts, cpus=None, log=lambda m: log(m.strip()),
+            args.alone_texts, log=lambda m: log(m.strip()),
         )
     return results
 
@@ -200,134 +165,118 @@ def targets(results: dict, model: dict) -> list[tuple[str, str, str, bool | None
 
 
 def report(results: dict, args: argparse.Namespace, meta: dict) -> str:
-    modes = results["modes"]
-    names = list(modes)
-    head = {"pinned": f"pinned to CPU {args.cpu} (headline)", "unpinned": f"unpinned ({meta['machine']['cores_usable']} CPUs)"}
-    out = []
-    w = out.append
-    w("# Benchmark results")
-    w("")
-    w(f"- date: {meta['date']}")
-    w(f"- command: `{meta['command']}` (git {meta['git']}{', runtime from ' + str(args.runtime) if args.runtime != benchlib.REPO else ''})")
-    m = meta["machine"]
-    w(f"- machine: {m['cpu_model']}, {m['cores_online']} cores online, kernel {m['kernel']}")
-    w(f"- Python {m['python']} ({m['python_executable']})")
-    md = meta["model"]
-    w(f"- model: {md['path']}{' (the default model.bin)' if md['is_default'] else ' (NOT the default model.bin)'}, "
-      f"{md['bytes'] / 2**20:.2f} MiB, sha256 {md['sha256'][:12]}…, {md['labels']} labels, {md['words']} words, dim {md['dim']}")
-    w(f"- texts: {meta['texts']} descriptions from data/valid.tsv.gz, fixed shuffled order")
+    """bench/RESULTS.md: one function per section."""
+    sections = [header_section(results, args, meta), latency_section(results, args, meta)]
+    if "load" in results:
+        sections.append(load_section(results["load"], meta))
+    if "cost" in results:
+        sections.append(cost.report(results["cost"], default_memory_size()))
+    sections.append(targets_section(results, meta))
+    sections.append(f"The method: [README.md](README.md). Re-run: `make bench` (or `{meta['command']}`); "
+                    "`--quick` for a short run, `--help` for the options.\n")
+    return "\n".join(sections)
+
+
+def header_section(results: dict, args: argparse.Namespace, meta: dict) -> str:
+    m, md = meta["machine"], meta["model"]
+    runtime = ", runtime from " + str(args.runtime) if args.runtime != benchlib.ROOT else ""
     before_load = f"; before the load test: {results['load']['load_before']}" if "load" in results else ""
     if "cost" in results:
         before_load = (f"; cost per memory size: {results['cost']['load_before']} before, "
                        f"{results['cost']['load_after']} after") + before_load
-    w(f"- load average (1/5/15 min) at start: {meta['load_start']}{before_load}; at end: {meta['load_end']} "
-      "(the load test itself keeps both CPUs busy)")
-    w("")
-    w("## Latency and throughput")
-    w("")
-    w("| measurement | " + " | ".join(head[n] for n in names) + " |")
-    w("|---|" + "---|" * len(names))
+    return "\n".join([
+        "# Benchmark results",
+        "",
+        f"- date: {meta['date']}",
+        f"- command: `{meta['command']}` (git {meta['git']}{runtime})",
+        f"- machine: {m['cpu_model']}, {m['cores_online']} cores online, kernel {m['kernel']}",
+        f"- Python {m['python']} ({m['python_executable']})",
+        f"- model: {md['path']}{' (the default model.bin)' if md['is_default'] else ' (NOT the default model.bin)'}, "
+        f"{md['bytes'] / 2**20:.2f} MiB, sha256 {md['sha256'][:12]}…, {md['labels']} labels, {md['words']} words, "
+        f"dim {md['dim']}",
+        f"- texts: {meta['texts']} descriptions from data/valid.tsv.gz, fixed shuffled order",
+        f"- load average (1/5/15 min) at start: {meta['load_start']}{before_load}; at end: {meta['load_end']} "
+        "(the load test itself keeps both CPUs busy)",
+        "",
+    ])
+
+
+def latency_section(results: dict, args: argparse.Namespace, meta: dict) -> str:
+    modes = results["modes"]
+    names = list(modes)
+    head = {"pinned": f"pinned to CPU {args.cpu} (headline)",
+            "unpinned": f"unpinned ({meta['machine']['cores_usable']} CPUs)"}
+    out = ["## Latency and throughput", "", "| measurement | " + " | ".join(head[n] for n in names) + " |",
+           "|---|" + "---|" * len(names)]
 
     def row(label, fn):
-        w(f"| {label} | " + " | ".join(fn(modes[n]) for n in names) + " |")
+        out.append(f"| {label} | " + " | ".join(fn(modes[n]) for n in names) + " |")
 
+    ms = benchlib.ms
     row(f"warm handler, 1 text, median / p99 (n={args.requests})", lambda r: lat(r["handler"]["latency"]))
-    row(f"floor: fasttext-predict in process + cleaning, median / p99 (n={args.requests})", lambda r: lat(r["floor"]["latency"]))
+    row(f"floor: fasttext-predict in process + cleaning, median / p99 (n={args.requests})",
+        lambda r: lat(r["floor"]["latency"]))
     row(f"fastText child alone: bare pipe round trip, k=50, no parsing, median / p99 (n={args.requests})",
         lambda r: lat(r["pipe"]["latency"]))
     row("&nbsp;&nbsp;warm handler − bare pipe (Python's share), medians",
-        lambda r: benchlib.ms(r["handler"]["latency"]["p50_ms"] - r["pipe"]["latency"]["p50_ms"]))
-    row(f"seed design: new fastText process per request, median / p99 (n={args.seed_requests})", lambda r: lat(r["seed"]["latency"]))
-    row("warm handler: errors / fastText processes started", lambda r: f"{r['handler']['errors']} / {r['handler']['fasttext_starts']} per round")
-    row("cold start: `python -c pass`, median", lambda r: benchlib.ms(r["cold"]["bare_ms"]))
+        lambda r: ms(r["handler"]["latency"]["p50_ms"] - r["pipe"]["latency"]["p50_ms"]))
+    row(f"seed design: new fastText process per request, median / p99 (n={args.seed_requests})",
+        lambda r: lat(r["seed"]["latency"]))
+    row("warm handler: errors / fastText processes started",
+        lambda r: f"{r['handler']['errors']} / {r['handler']['fasttext_starts']} per round")
+    row("cold start: `python -c pass`, median", lambda r: ms(r["cold"]["bare_ms"]))
     for variant, label in (("nopyc", "no .pyc, as the zip ships"), ("cached", ".pyc cached")):
-        row(f"cold start ({label}): first answer, median / p99 (n={args.cold_reps})", lambda r, v=variant: lat(r["cold"][v]["total"]))
-        row(f"&nbsp;&nbsp;overhead = first answer − bare start ({label})", lambda r, v=variant: benchlib.ms(r["cold"][v]["overhead_ms"]))
+        row(f"cold start ({label}): first answer, median / p99 (n={args.cold_reps})",
+            lambda r, v=variant: lat(r["cold"][v]["total"]))
+        row(f"&nbsp;&nbsp;overhead = first answer − bare start ({label})",
+            lambda r, v=variant: ms(r["cold"][v]["overhead_ms"]))
         row(f"&nbsp;&nbsp;of which: interpreter / import handler / first request ({label})",
-            lambda r, v=variant: " / ".join(benchlib.ms(r["cold"][v][k]) for k in ("interpreter_ms", "import_ms", "first_request_ms")))
+            lambda r, v=variant: " / ".join(ms(r["cold"][v][k]) for k in ("interpreter_ms", "import_ms", "first_request_ms")))
     for size in ("1", "10", "100"):
         row(f"batch of {size}: requests/s (texts/s), median latency",
-            lambda r, s=size: f"{r['handler']['batches'][s]['requests_per_s']:,.0f} ({r['handler']['batches'][s]['texts_per_s']:,.0f}), "
-                              f"{benchlib.ms(r['handler']['batches'][s]['latency']['p50_ms'])}")
-    w("")
+            lambda r, s=size: f"{r['handler']['batches'][s]['requests_per_s']:,.0f} "
+                              f"({r['handler']['batches'][s]['texts_per_s']:,.0f}), "
+                              f"{ms(r['handler']['batches'][s]['latency']['p50_ms'])}")
     same_set, same_order, total = agreement(modes["pinned"]["handler"], modes["pinned"]["floor"])
-    w(f"Sanity check: the handler (fastText {meta['fasttext_version']} CLI) and the floor (fasttext-predict) give the "
-      f"same top-5 hashtags for {same_set} of {total} texts ({same_order} in the same order; labels of equal "
-      "probability may come in either order).")
-    w("")
-    if "load" in results:
-        ld = results["load"]
-        me = ld["measured"]
-        w("## Load: serverless offline on loopback")
-        w("")
-        w(f"{ld['clients']} concurrent keep-alive clients (stdlib http.client), unpinned: serverless offline runs one "
-          f"handler process per concurrent request ({ld['handler_processes']} at the end) on this machine's "
-          f"{meta['machine']['cores_usable']} CPUs, where Lambda would give each its own. {ld['alone_texts']} distinct texts, "
-          f"every {ld['batch_every']}th request a batch of {ld['batch_size']}; each text's answer in every response compared "
-          f"with the answer it got alone (sent first, sequentially, through the same server). "
-          f"{load_warmup_note(ld)}")
-        w("")
-        w("| | requests | texts | errors | mismatches | requests/s | texts/s | p50 | p90 | p99 | max |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|")
-        for phase in ("warmup", "measured"):
-            p = ld[phase]
-            lt = p["latency"]
-            w(f"| {phase} ({p['seconds']:.0f} s) | {p['requests']:,} | {p['texts']:,} | {p['errors']} | {p['mismatches']} | "
-              f"{p['requests_per_s']:,.0f} | {p['texts_per_s']:,.0f} | {benchlib.ms(lt['p50_ms'])} | {benchlib.ms(lt['p90_ms'])} | "
-              f"{benchlib.ms(lt['p99_ms'])} | {benchlib.ms(lt['max_ms'])} |")
-        w("")
-        examples = ld["warmup"]["examples"] + me["examples"]
-        if examples:
-            w("First problems seen:")
-            w("")
-            for e in examples[:5]:
-                w(f"- `{e[:300]}`")
-            w("")
-        w(f"Server: `{ld['server_command']}` ({ld['service_dir']}), ready after {ld['ready_s']:.1f} s.")
-        w("")
-    if "cost" in results:
-        w(cost.report(results["cost"], default_memory_size()))
-    w("## Targets")
-    w("")
-    w("| target | measured (pinned) | unpinned | result |")
-    w("|---|---|---|---|")
+    out += ["", f"Sanity check: the handler (fastText {meta['fasttext_version']} CLI) and the floor (fasttext-predict) "
+            f"give the same top-5 hashtags for {same_set} of {total} texts ({same_order} in the same order; labels of "
+            "equal probability may come in either order).", ""]
+    return "\n".join(out)
+
+
+def load_section(ld: dict, meta: dict) -> str:
+    ms = benchlib.ms
+    out = ["## Load: serverless offline on loopback", "",
+           f"{ld['clients']} concurrent keep-alive clients, unpinned: serverless offline runs one handler process per "
+           f"concurrent request ({ld['handler_processes']} at the end) on this machine's "
+           f"{meta['machine']['cores_usable']} CPUs, where Lambda would give each its own. {ld['alone_texts']} distinct "
+           f"texts, every {ld['batch_every']}th request a batch of {ld['batch_size']}. {load_warmup_note(ld)}", "",
+           "| | requests | texts | errors | mismatches | requests/s | texts/s | p50 | p90 | p99 | max |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for phase in ("warmup", "measured"):
+        p, lt = ld[phase], ld[phase]["latency"]
+        out.append(f"| {phase} ({p['seconds']:.0f} s) | {p['requests']:,} | {p['texts']:,} | {p['errors']} | "
+                   f"{p['mismatches']} | {p['requests_per_s']:,.0f} | {p['texts_per_s']:,.0f} | {ms(lt['p50_ms'])} | "
+                   f"{ms(lt['p90_ms'])} | {ms(lt['p99_ms'])} | {ms(lt['max_ms'])} |")
+    out.append("")
+    examples = ld["warmup"]["examples"] + ld["measured"]["examples"]
+    if examples:
+        out += ["First problems seen:", ""] + [f"- `{e[:300]}`" for e in examples[:5]] + [""]
+    out += [f"Server: `{ld['server_command']}` ({ld['service_dir']}), ready after {ld['ready_s']:.1f} s.", ""]
+    return "\n".join(out)
+
+
+def targets_section(results: dict, meta: dict) -> str:
+    out = ["## Targets", "", "| target | measured (pinned) | unpinned | result |", "|---|---|---|---|"]
     for label, measured, unpinned, ok in targets(results, meta["model"]):
-        w(f"| {label} | {measured} | {unpinned} | {'PASS' if ok else ('MISS' if ok is False else 'n/a')} |")
-    w("")
-    w("## How it was measured")
-    w("")
-    w("- Every figure but the load test comes from a fresh process (bench/workers.py) that sets its CPU affinity "
-      "before anything starts, so fastText children inherit it. \"Pinned\" is one CPU, as Lambda gives a function "
-      "below 1769 MB; on this machine a pipe round trip that crosses CPUs costs tens of µs more, so unpinned is not "
-      "necessarily faster.")
-    w(f"- Warm handler, floor, bare pipe and seed design take turns in {args.rounds} rounds, each in a fresh process, the "
-      "requests split between the rounds and pooled, so that all of them share whatever else the machine is doing.")
-    w("- Warm handler: what the Lambda runtime does per invocation — `json.loads` of the whole API Gateway v1 event, "
-      "`handler.tagRecommendations(event, context)`, `json.dumps` of its response — after "
-      f"{args.warmup} untimed requests (per round); one fastText process answers them all. Handler logs (one JSON line per "
-      "request) are written to a file, as Lambda writes them to stdout.")
-    w("- Floor: `text_cleaning.clean_text` then `fasttext.load_model(model).predict(line, k=5)` (fasttext-predict), "
-      "model loaded once.")
-    w("- Bare pipe: already-cleaned lines written to a long-lived `fasttext predict-prob model - 50`, the answer "
-      "read with blocking `os.read` in 64 KiB chunks, nothing parsed: the part of the handler's time that the "
-      "process design itself costs (fastText's predict for k=50 and printing, two pipe hops).")
-    w("- Seed design: `clean_text`, then `Popen([fasttext, predict-prob, model, -, 50])` and `communicate(text)` per "
-      "request, answer parsed; 3 untimed requests first.")
-    w("- Cold start: runtime modules (every top-level *.py) copied to a fresh package directory; per repetition, "
-      "`python -c pass` (spawn to exit) and `python -c 'import handler; handler.tagRecommendations(event, None)'` "
-      "(spawn until the answer arrives on a pipe), interleaved; medians. \"No .pyc\" runs with "
-      "PYTHONDONTWRITEBYTECODE=1 in a directory without __pycache__, as Lambda's read-only zip without .pyc; "
-      "the phases come from the child's own CLOCK_MONOTONIC timestamps.")
-    w("- Batches: API Gateway events with `{\"texts\": [...]}` of 1, 10 and 100 texts, for "
-      f"{args.batch_seconds:g} s each.")
-    w(f"- Re-run: `make bench` (or `{meta['command']}`); `--quick` for a short run, `--help` for the options.")
-    w("")
+        out.append(f"| {label} | {measured} | {unpinned} | {'PASS' if ok else ('MISS' if ok is False else 'n/a')} |")
+    out.append("")
     return "\n".join(out)
 
 
 def default_memory_size() -> int | None:
     """params.default.memorySize in serverless.yml (read as text: the bench does not parse YAML)."""
-    match = re.search(r"^    memorySize: (\d+)", (benchlib.REPO / "serverless.yml").read_text(), re.M)
+    match = re.search(r"^    memorySize: (\d+)", (benchlib.ROOT / "serverless.yml").read_text(), re.M)
     return int(match.group(1)) if match else None
 
 
@@ -347,9 +296,9 @@ def main() -> None:
     started = time.perf_counter()
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, benchlib.REPO)
-                                                      if sys.executable.startswith(str(benchlib.REPO)) else sys.executable,
-                                                      os.path.relpath(__file__, benchlib.REPO), *sys.argv[1:]]),
+        "command": " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, benchlib.ROOT)
+                                                      if sys.executable.startswith(str(benchlib.ROOT)) else sys.executable,
+                                                      os.path.relpath(__file__, benchlib.ROOT), *sys.argv[1:]]),
         "git": benchlib.git_commit(),
         "machine": benchlib.machine_facts(),
         "model": benchlib.model_facts(args.model),

@@ -6,15 +6,7 @@ anything starts a fastText child, so every child inherits it (Lambda below 1769 
 gives a function one vCPU); so is the CPU-quota cgroup (cfg["cgroup"]) when bench/cost.py
 gives one, to run as a Lambda function of a given memory size runs.
 
-kinds:
-  handler  warm requests through handler.tagRecommendations (API Gateway v1 events),
-           then batches of 1, 10 and 100 texts
-  floor    the same texts through the in-process binding (fasttext-predict), cleaning included
-  pipe     the long-lived fastText child alone: cleaned lines over a bare pipe, nothing parsed
-  seed     the seed's design: a new `fasttext predict-prob` process per request
-  cold     fresh interpreters that import handler and answer one request, against `python -c pass`
-  memory   peak resident memory (VmHWM) of a fresh handler process and its fastText child, idle
-           after one request and after a batch of 100 long texts with k=50
+kinds: the keys of WORKERS below; what each measures and how: bench/README.md.
 """
 
 import json
@@ -27,17 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-
-MAX_K = 50  # the runtime's `fasttext predict-prob MODEL - 50`
-
-
-class LambdaContext:
-    """The one attribute of Lambda's context object the handler reads: a UUID, as Lambda's request
-    ids are (for anything else the handler makes a fresh UUID of its own, which Lambda never needs)."""
-
-    aws_request_id = "8f7d6c5b-4a39-4e2f-9d1c-0b7a6e5f4d3c"
+import benchlib
+from support import LambdaContext, rest_event  # noqa: E402 (benchlib has put tests/ on the path)
 
 
 def use_runtime(cfg: dict) -> None:
@@ -56,7 +39,7 @@ def handler_worker(cfg: dict) -> dict:
     context = LambdaContext()
     # What the Lambda runtime does per invocation: decode the event JSON, call the handler,
     # encode its response as JSON. The caller's side (building the request) is not timed.
-    events = [json.dumps(benchlib.apigw_event(json.dumps({"text": t}))) for t in texts]
+    events = [json.dumps(rest_event({"text": t})) for t in texts]
 
     def call(raw_event: str) -> tuple[float, dict]:
         t0 = time.perf_counter()
@@ -85,8 +68,8 @@ def handler_worker(cfg: dict) -> dict:
             if len(window) < size:
                 window += texts[:size - len(window)]
             body = json.dumps({"texts": window})
-            if len(body.encode("utf-8")) <= benchlib.MAX_BODY_BYTES:
-                bodies.append(json.dumps(benchlib.apigw_event(body)))
+            if len(body.encode("utf-8")) <= handler.MAX_BODY_BYTES:
+                bodies.append(json.dumps(rest_event(body)))
         for i in range(3):
             call(bodies[i % len(bodies)])
         batch_durations, batch_errors = [], 0
@@ -128,6 +111,7 @@ def billed_ms_mean(seconds: list[float]) -> float:
 def floor_worker(cfg: dict) -> dict:
     use_runtime(cfg)
     import fasttext  # fasttext-predict: the in-process binding, benchmark-only
+
     from text_cleaning import clean_text
 
     texts = benchlib.load_texts(cfg["texts"])
@@ -155,6 +139,7 @@ def seed_worker(cfg: dict) -> dict:
     """A new `fasttext predict-prob` per request, the text on its stdin, read with communicate()."""
     use_runtime(cfg)
     from fasttext_process import parse_answer
+    from recommender import MAX_K
     from text_cleaning import clean_text
 
     texts = benchlib.load_texts(cfg["texts"])
@@ -183,6 +168,7 @@ def pipe_worker(cfg: dict) -> dict:
     MODEL - 50`, answers read with blocking os.read in 64 KiB chunks, nothing parsed. What the
     handler's design cannot go below; the handler's latency minus this is Python's share."""
     use_runtime(cfg)
+    from recommender import MAX_K
     from text_cleaning import clean_text
 
     lines = [clean_text(t) for t in benchlib.load_texts(cfg["texts"])]
@@ -222,16 +208,16 @@ handler.recommender.process.close()
 
 
 def make_package(runtime: Path, directory: Path) -> Path:
-    """A Lambda-like package directory: the runtime modules (every top-level *.py) copied in."""
+    """A Lambda-like package directory: what package-files.txt ships from `runtime`, copied in."""
     directory.mkdir(parents=True)
-    for source in sorted(runtime.glob("*.py")):
+    for source in benchlib.package_files(runtime):
         shutil.copy2(source, directory / source.name)
     return directory
 
 
 def cold_worker(cfg: dict) -> dict:
     texts = benchlib.load_texts(1)
-    event = benchlib.apigw_event(json.dumps({"text": texts[0]}))
+    event = rest_event({"text": texts[0]})
     base_env = dict(os.environ, MODEL_PATH=cfg["model"], FASTTEXT_BINARY=str(benchlib.FASTTEXT))
     base_env.pop("MODEL_S3_URI", None)
     base_env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -325,12 +311,15 @@ def memory_worker(cfg: dict) -> dict:
     fastText child, each VmHWM (peak resident set), in a fresh interpreter from a package
     directory without .pyc. Steps: one text (idle after the first request), then the longest
     validation texts, 100 in a batch with k=50 (the largest answer a request can ask for)."""
+    use_runtime(cfg)
+    from handler import MAX_BODY_BYTES
+
     texts = benchlib.load_texts()
-    # The longest texts that still fit 100 to a request body (handler.MAX_BODY_BYTES).
-    budget = benchlib.MAX_BODY_BYTES // 100 - 16
+    # The longest texts that still fit 100 to a request body.
+    budget = MAX_BODY_BYTES // 100 - 16
     longest = [t for t in sorted(texts, key=len, reverse=True) if len(json.dumps(t).encode()) <= budget][:100]
     bodies = [{"text": texts[0]}, {"texts": longest, "k": 50}]
-    events = "".join(json.dumps(benchlib.apigw_event(json.dumps(b))) + "\n" for b in bodies)
+    events = "".join(json.dumps(rest_event(b)) + "\n" for b in bodies)
     env = dict(os.environ, MODEL_PATH=cfg["model"], FASTTEXT_BINARY=str(benchlib.FASTTEXT), PYTHONDONTWRITEBYTECODE="1")
     env.pop("MODEL_S3_URI", None)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:

@@ -1,51 +1,59 @@
-"""Shared fixtures: the real fastText binary, a tiny real model trained once per session,
-and API Gateway events shaped the way the platform sends them."""
+"""Fixtures: the real fastText binary, a tiny real model trained once per session, the runtime's
+environment, and the Serverless CLI with a copy of the project for it (helpers: support.py).
 
-import base64
-import json
+Tiers: a test is `slow` when it needs more than Python and the fastText binary: node and the
+Serverless CLI, chromium, other Debian packages, the arm64 build, or the Debian model.bin.
+`make test-fast` runs the rest (`pytest -m "not slow"`); `make test` runs everything. A test that
+asks for one of SLOW_FIXTURES, directly or through another fixture, is marked slow here.
+"""
+
+import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from support import FASTTEXT, ROOT, SERVERLESS, make_service, offline_server, write_tiny_training_file
 
-FASTTEXT = ROOT / "fasttext"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SLOW_FIXTURES = {"serverless_cli", "shipped_model", "fasttext_arm64", "file_command"}
 
-# Four topics, two per document: enough for a model that answers predictably.
-TINY_TOPICS = {
-    "python": "python script interpreter module pip virtualenv",
-    "cpp": "compiler library header template linker",
-    "audio": "sound music player mp3 audio mixer",
-    "web": "http server browser html website proxy",
-}
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
 def fasttext_binary() -> Path:
-    assert FASTTEXT.is_file(), "run `make setup` first: the fastText binary is built by the setup"
+    assert FASTTEXT.is_file(), "run `make setup` (or `make test-fast`) first: the fastText binary is built by it"
     return FASTTEXT
 
 
-def write_tiny_training_file(path: Path) -> None:
-    import random
+@pytest.fixture(scope="session")
+def fasttext_arm64() -> Path:
+    binary = ROOT / "fasttext-arm64"
+    assert binary.is_file(), "run `make setup` first: it cross-compiles fasttext-arm64"
+    return binary
 
-    rng = random.Random(7)
-    names = sorted(TINY_TOPICS)
-    with open(path, "w") as f:
-        for _ in range(1500):
-            labels = rng.sample(names, 2)
-            words = " ".join(TINY_TOPICS[labels[0]].split() + TINY_TOPICS[labels[1]].split()).split()
-            rng.shuffle(words)
-            f.write(" ".join("__label__" + label for label in labels) + " " + " ".join(words[:7]) + "\n")
+
+@pytest.fixture(scope="session")
+def file_command() -> str:
+    assert subprocess.run(["which", "file"], capture_output=True).returncode == 0, "`make apt-deps` installs file"
+    return "file"
+
+
+@pytest.fixture(scope="session")
+def shipped_model() -> Path:
+    """The model the function ships: model.bin, or the one `make test MODEL=...` names."""
+    model = ROOT / (os.environ.get("MODEL") or "model.bin")
+    assert model.is_file(), f"{model} is missing: the setup (`make setup`) trains model.bin before the tests run"
+    return model
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, fasttext_binary) -> Path:
-    """A real supervised fastText model over TINY_TOPICS, trained in well under a second.
+    """A real supervised fastText model over support.TINY_TOPICS, trained in well under a second.
 
     Word bigrams matter: fastText 0.9.3 hits NaN on this tiny vocabulary without them.
     """
@@ -70,48 +78,21 @@ def lambda_env(monkeypatch, tiny_model, fasttext_binary):
     return {"model": tiny_model, "binary": fasttext_binary}
 
 
-def load_event(name: str) -> dict:
-    return json.loads((FIXTURES / "events" / name).read_text())
+@pytest.fixture(scope="session")
+def serverless_cli() -> Path:
+    assert SERVERLESS.exists(), "run `make setup` first: node_modules is installed by the setup"
+    assert "osls" in SERVERLESS.resolve().parts, f"{SERVERLESS} must be osls, not {SERVERLESS.resolve()}"
+    return SERVERLESS
 
 
-def rest_event(body, method="POST", path="/recommendations", base64_encoded=False) -> dict:
-    """An API Gateway REST (v1) proxy event, from the canonical fixture."""
-    event = load_event("apigw_rest_v1.json")
-    event.update(httpMethod=method, resource=path, path=path)
-    event["requestContext"].update(httpMethod=method, resourcePath=path, path="/dev" + path)
-    event["body"], event["isBase64Encoded"] = _body(body, base64_encoded)
-    return event
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, serverless_cli, fasttext_binary, tiny_model) -> Path:
+    """A copy of the project serving the tiny model (support.make_service)."""
+    return make_service(tmp_path_factory.mktemp("service") / "fasttext-serverless", tiny_model)
 
 
-def http_event(body, method="POST", path="/recommendations", base64_encoded=False) -> dict:
-    """An API Gateway HTTP API (v2) proxy event, from the canonical fixture."""
-    event = load_event("apigw_http_v2.json")
-    event.update(rawPath="/dev" + path, routeKey=f"{method} {path}")
-    event["requestContext"]["http"].update(method=method, path="/dev" + path)
-    event["requestContext"]["routeKey"] = f"{method} {path}"
-    event["body"], event["isBase64Encoded"] = _body(body, base64_encoded)
-    return event
-
-
-def _body(body, base64_encoded):
-    """Body as API Gateway passes it: a string, base64-encoded when flagged; dicts become JSON."""
-    if body is None:
-        return None, False
-    if not isinstance(body, (str, bytes)):
-        body = json.dumps(body)
-    if base64_encoded:
-        raw = body.encode() if isinstance(body, str) else body
-        return base64.b64encode(raw).decode(), True
-    return (body.decode() if isinstance(body, bytes) else body), False
-
-
-class LambdaContext:
-    """The attributes of the Lambda context object that the handler reads."""
-
-    def __init__(self, request_id="c0ffee00-0000-4000-8000-000000000001"):
-        self.aws_request_id = request_id
-        self.function_name = "tagRecommendations"
-        self.memory_limit_in_mb = 1024
-
-    def get_remaining_time_in_millis(self):
-        return 10_000
+@pytest.fixture(scope="module")
+def offline(service, tmp_path_factory):
+    """`serverless offline` serving `service` on free loopback ports."""
+    with offline_server(service, tmp_path_factory.mktemp("offline") / "offline.log") as server:
+        yield server

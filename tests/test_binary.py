@@ -9,15 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from support import ROOT
 from text_cleaning import clean_text
 
-ARM64 = ROOT / "fasttext-arm64"
-MODEL = ROOT / "model.bin"
 
-
-def describe(path: Path) -> str:
-    return subprocess.run(["file", "-b", str(path)], capture_output=True, text=True, check=True).stdout
+def describe(file_command: str, path: Path) -> str:
+    return subprocess.run([file_command, "-bL", str(path)], capture_output=True, text=True, check=True).stdout
 
 
 def validation_texts(n: int) -> list[str]:
@@ -33,14 +30,14 @@ def predict(command: list[str], model: Path, texts: list[str]) -> list[str]:
     return result.stdout.splitlines()
 
 
-def test_x86_64_binary_is_static_stripped_and_generic(fasttext_binary):
-    description = describe(fasttext_binary)
+def test_x86_64_binary_is_static_stripped_and_generic(fasttext_binary, file_command):
+    description = describe(file_command, fasttext_binary)
     assert "x86-64" in description
     assert "statically linked" in description and "stripped" in description and "not stripped" not in description
 
 
-def test_arm64_binary_is_static_and_stripped():
-    description = describe(ARM64)
+def test_arm64_binary_is_static_and_stripped(fasttext_arm64, file_command):
+    description = describe(file_command, fasttext_arm64)
     assert "ARM aarch64" in description and "statically linked" in description and "not stripped" not in description
 
 
@@ -58,12 +55,12 @@ def test_sdist_was_checked_against_the_pinned_sha256():
 
 
 @pytest.mark.parametrize("model", ["tiny", "shipped"])
-def test_arm64_gives_the_same_answers_as_x86_64(fasttext_binary, tiny_model, model):
+def test_arm64_gives_the_same_answers_as_x86_64(fasttext_binary, fasttext_arm64, request, model):
     qemu = shutil.which("qemu-aarch64-static")
     assert qemu, "qemu-user-static is installed by `make setup`"
-    model_path = tiny_model if model == "tiny" else MODEL
+    model_path = request.getfixturevalue("tiny_model" if model == "tiny" else "shipped_model")
     texts = validation_texts(200)
     x86 = predict([str(fasttext_binary)], model_path, texts)
-    arm = predict([qemu, str(ARM64)], model_path, texts)
+    arm = predict([qemu, str(fasttext_arm64)], model_path, texts)
     assert len(x86) == len(texts)
     assert arm == x86

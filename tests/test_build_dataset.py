@@ -5,33 +5,34 @@ from pathlib import Path
 
 import pytest
 
+from support import FIXTURES, ROOT
 from text_cleaning import clean_text, extract_hashtags
 from training import build_dataset as bd
 from training.dataset import Example, read_examples
 
-FIXTURES = Path(__file__).parent / "fixtures" / "debian"
-DATA = Path(__file__).parent.parent / "data"
+DEBIAN = FIXTURES / "debian"
+DATA = ROOT / "data"
 SPLITS = ["train.tsv.gz", "valid.tsv.gz"]
 CORPUS = "pretrain.tsv.gz"
 
 
 @pytest.fixture(scope="module")
 def packages():
-    return {p.name: p for p in bd.parse_packages((FIXTURES / "Packages").read_text())}
+    return {p.name: p for p in bd.parse_packages((DEBIAN / "Packages").read_text())}
 
 
 @pytest.fixture(scope="module")
 def translations():
-    return bd.parse_translations((FIXTURES / "Translation-en").read_text())
+    return bd.parse_translations((DEBIAN / "Translation-en").read_text())
 
 
 @pytest.fixture(scope="module")
 def built():
-    return bd.build((FIXTURES / "Packages").read_text(), (FIXTURES / "Translation-en").read_text(), seed=0)
+    return bd.build((DEBIAN / "Packages").read_text(), (DEBIAN / "Translation-en").read_text(), seed=0)
 
 
 def build_into(out: Path) -> Path:
-    bd.main(["--out", str(out), "--packages", str(FIXTURES / "Packages"), "--translations", str(FIXTURES / "Translation-en")])
+    bd.main(["--out", str(out), "--packages", str(DEBIAN / "Packages"), "--translations", str(DEBIAN / "Translation-en")])
     return out
 
 

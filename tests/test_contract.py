@@ -1,5 +1,5 @@
-"""The HTTP contract, openapi.yaml: its served rendering, its agreement with the code and the
-README, and schemathesis run with it against a real `serverless offline`.
+"""The HTTP contract, openapi.yaml: its served rendering, its agreement with the code and
+docs/API.md, and schemathesis run with it against a real `serverless offline`.
 
 schemathesis runs every check, with valid and invalid data (`generation.mode = all`) in each of
 its phases (examples, coverage, fuzzing): MAX_EXAMPLES generated cases per operation, many more
@@ -17,13 +17,8 @@ import schemathesis
 import yaml
 from schemathesis.config import SchemathesisConfig
 
-from test_serverless import (  # noqa: F401 (offline, service and serverless_cli are fixtures)
-    ROOT,
-    ROUTES,
-    offline,
-    service,
-    serverless_cli,
-)
+from handler import ROUTES
+from support import ROOT
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
 MAX_EXAMPLES = 3000 if PROFILE == "long" else 300
@@ -74,12 +69,12 @@ def codes_raised_in_code() -> set[str]:
     return codes
 
 
-def test_error_codes_agree_between_code_contract_and_readme():
+def test_error_codes_agree_between_code_contract_and_api_guide():
     error = contract()["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
     table = error_table(error["description"])
     assert {code for _, codes, _ in table for code in codes} == set(error["enum"]) == codes_raised_in_code()
-    readme = (ROOT / "README.md").read_text()
-    assert error_table(readme) == table, "README.md's error table must say what openapi.yaml says"
+    guide = (ROOT / "docs" / "API.md").read_text()
+    assert error_table(guide) == table, "docs/API.md's error table must say what openapi.yaml says"
 
 
 def test_text_pattern_means_not_blank_as_the_code_does():

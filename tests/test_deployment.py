@@ -40,20 +40,19 @@ from moto import mock_aws
 from moto.apigateway.models import Method
 from moto.core import set_initial_no_auth_action_count
 
-from conftest import rest_event
+from handler import ROUTES
 from model_source import S3Model, file_sha256, model_from_environment
-from test_serverless import (  # noqa: F401 (serverless_cli is a fixture)
+from support import (
     PYTHON_TEXT,
     ROOT,
-    ROUTES,
     SERVERLESS,
     ZIP_NAME,
     api_methods,
     cli_env,
     make_service,
+    rest_event,
     run_cli,
     runtime_modules,
-    serverless_cli,
     static_files,
 )
 

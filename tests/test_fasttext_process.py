@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from conftest import TINY_TOPICS
 from fasttext_process import (
     FastTextError,
     FastTextProcess,
@@ -17,6 +16,7 @@ from fasttext_process import (
     parse_answer,
     read_model_header,
 )
+from support import TINY_TOPICS
 
 
 @pytest.fixture

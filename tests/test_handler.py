@@ -5,16 +5,13 @@ import logging
 import os
 import signal
 import uuid
-from pathlib import Path
 
 import pytest
 
 import handler
-from conftest import LambdaContext, http_event, rest_event
 from handler import ROUTES
 from recommender import Recommender
-
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT, LambdaContext, http_event, rest_event
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 import handler
-from conftest import LambdaContext, rest_event
 from model_source import BundledModel, ModelSourceError, S3Model, model_from_environment
 from recommender import Recommender
+from support import LambdaContext, rest_event
 
 BUCKET, KEY = "tag-models", "models/debtags.bin"
 URI = f"s3://{BUCKET}/{KEY}"
@@ -64,9 +64,9 @@ def test_downloads_once_and_serves_from_tmp(uploaded, tmp_path, tiny_model):
     assert model.downloads == 1
 
 
-def test_checksum_is_optional(uploaded, tmp_path):
+def test_checksum_is_optional(uploaded, tmp_path, tiny_model):
     model = S3Model(URI, None, str(tmp_path))
-    assert os.path.getsize(model.local_path()) > 0
+    assert open(model.local_path(), "rb").read() == tiny_model.read_bytes()
 
 
 def test_missing_object_is_a_clear_error_and_leaves_nothing(aws, tmp_path):

@@ -12,22 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from test_serverless import (  # noqa: F401 (serverless_cli is a fixture)
-    ZIP_NAME,
-    cli_env,
-    make_service,
-    offline_server,
-    request,
-    serverless_cli,
-)
+from support import FIXTURES, ROOT, ZIP_NAME, cli_env, make_service, offline_server, request
 from text_cleaning import extract_hashtags, tag_problem
 from training import evaluate as ev
 from training import fasttext_cli as ft
 from training import prepare, report
 from training.dataset import Columns, DatasetError, read_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
-POSTS = Path(__file__).resolve().parent / "fixtures" / "posts"
+POSTS = FIXTURES / "posts"
 FORMATS = {"posts.csv": "csv", "posts.jsonl": "jsonl", "posts.txt": "fasttext", "posts.tsv.gz": "tsv"}
 SITE_TAGS = {"c++", "c#", ".net", "node.js", "go", "r", "machine-learning", "python", "javascript", "sql"}
 # Models that `make package` and `make serve` ship must sit inside the project: build/ is ignored by git.
@@ -95,6 +87,7 @@ def test_every_format_reads_to_the_same_posts(name, fmt):
     assert {label for e in dataset.examples for label in e.labels} == SITE_TAGS
 
 
+@pytest.mark.slow  # trains a model end to end
 @pytest.mark.parametrize("fmt", FORMATS.values())
 def test_each_format_trains_a_model_whose_labels_are_the_sites_hashtags(models, fmt, fasttext_binary):
     trained = models[fmt]
@@ -116,6 +109,7 @@ def test_each_format_trains_a_model_whose_labels_are_the_sites_hashtags(models, 
     assert "WARNING" not in log
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_split_keeps_groups_together_and_is_reproducible(models):
     csv_notes = models["csv"]["metrics"]["data_notes"]
     assert any("split by group with seed 1" in note for note in csv_notes)
@@ -145,6 +139,7 @@ def test_dropped_rows_each_get_one_summary_line(tmp_path):
     assert "dropped 1 tags seen fewer than 3 times in training (--min-tag-count): #go" in log
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_validation_tags_unknown_to_training_are_named(tmp_path, models):
     valid = tmp_path / "valid.jsonl"
     valid.write_text(json.dumps({"text": "Goroutines and channels in Go", "hashtags": ["go", "#haskell"]}) + "\n"
@@ -396,6 +391,7 @@ def test_json_lines_texts_may_join_several_keys(tmp_path):
     assert (example.text, example.labels) == ("Go channels\nnever close", ["go"])
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_a_stack_exchange_export_trains_and_evaluates_with_the_columns_recorded(tmp_path):
     data = tmp_path / "QueryResults.csv"
     rows = [f'{i},Question {i} about {topic},"<p>{topic} {word} details {i}</p>",<{topic}>'
@@ -435,6 +431,7 @@ def test_training_never_falls_back_to_the_bundled_data(tmp_path):
 # --- evaluate ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_evaluate_scores_a_model_on_the_data_it_recorded(models, capsys):
     rows = ev.main(["--model", str(models["csv"]["model"])])
     [row] = rows.values()
@@ -442,6 +439,7 @@ def test_evaluate_scores_a_model_on_the_data_it_recorded(models, capsys):
     assert row["r_at_5"] == pytest.approx(models["csv"]["metrics"]["r_at_5"])
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_evaluate_refuses_a_model_that_knows_none_of_the_tags(models, tmp_path):
     lonely = tmp_path / "lonely.bin"
     lonely.write_bytes(models["csv"]["model"].read_bytes())  # no metrics next to it: the bundled split
@@ -457,6 +455,7 @@ def make(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_make_serve_serves_the_chosen_model_and_two_servers_can_run(models, serverless_cli, tmp_path):
     model = models["csv"]["model"].relative_to(ROOT)
 
@@ -480,12 +479,14 @@ def test_make_serve_serves_the_chosen_model_and_two_servers_can_run(models, serv
         assert set(recommended) <= {"#" + tag for tag in SITE_TAGS}
 
 
+@pytest.mark.slow  # `make serve` runs the whole setup first
 def test_make_serve_refuses_a_model_that_does_not_exist():
     result = make("serve", "MODEL=build/no-such-model.bin")
     assert result.returncode != 0
     assert "MODEL=build/no-such-model.bin does not exist: train it with 'make train" in result.stderr
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_make_package_ships_the_chosen_model(models, serverless_cli):
     model = models["jsonl"]["model"].relative_to(ROOT)
     result = make("package", f"MODEL={model}")
@@ -523,6 +524,7 @@ def test_package_refuses_bad_model_params(service, param, message):
     assert message in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # needs the Debian model.bin
 def test_the_default_model_is_built_only_when_missing():
     # -W: as if these had just changed (a `git pull`); model.bin exists, so nothing is retrained.
     assert (ROOT / "model.bin").is_file()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from test_serverless import ROOT, make_service, offline_server, request, serverless_cli  # noqa: F401 (a fixture)
+from support import ROOT, make_service, offline_server, request
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless as root, and nothing that reaches out of this machine (its connections are refused).
@@ -27,10 +27,8 @@ TEXT = "Command-line tool to convert audio files between MP3 and Ogg Vorbis #aud
 
 
 @pytest.fixture(scope="module")
-def real_service(tmp_path_factory, serverless_cli, fasttext_binary) -> Path:
-    model = ROOT / "model.bin"
-    assert model.is_file(), "model.bin is missing: the setup (`make setup`) trains it before the tests run"
-    return make_service(tmp_path_factory.mktemp("page") / "fasttext-serverless", model)
+def real_service(tmp_path_factory, serverless_cli, fasttext_binary, shipped_model) -> Path:
+    return make_service(tmp_path_factory.mktemp("page") / "fasttext-serverless", shipped_model)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import write_tiny_training_file
 from fasttext_process import FastTextProcess
+from support import write_tiny_training_file
 from training import quantization as qz
 
 ROWS = 300  # rows kept by -cutoff: fastText's product quantizer needs at least 256

@@ -1,6 +1,7 @@
 """How recommender.py shapes fastText's answers, with real models that have more labels than
 the tiny one: exclude_used still gives up to k, and hashtags the model gives no chance are noise."""
 
+import os
 import random
 import subprocess
 from pathlib import Path
@@ -96,19 +97,36 @@ def test_exclude_used_fills_up_to_k_from_every_label_when_used_hashtags_fill_the
     assert result["hashtags_recommended"] == expected
 
 
+def fasttext_children(model: Path) -> dict[int, str]:
+    """pid -> the k argument of each running `fasttext predict-prob MODEL - k` child of this process."""
+    children = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (proc / "cmdline").read_bytes().split(b"\0")[:-1]
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and argv[1:4] == [b"predict-prob", str(model).encode(), b"-"]:
+            children[int(proc.name)] = argv[4].decode()
+    return children
+
+
 def test_exclude_used_asks_for_every_label_only_when_the_top_falls_short(many, many_labels_model, fasttext_binary):
     (result,) = many.recommend(parse_request({"text": "w00 w01 #t00", "k": 5, "exclude_used": True}))
     hashtags = [r["hashtag"] for r in result["hashtags_recommended"]]
     assert len(hashtags) == 5 and "#t00" not in hashtags
-    assert many._all_labels is None  # the common case: one process, MAX_K labels
+    # The common case: one process, answering with MAX_K labels.
+    assert sorted(fasttext_children(many_labels_model).values()) == [str(MAX_K)]
     batch = many.recommend(parse_request({"texts": ["w00 #t00", TEXT], "k": MAX_K, "exclude_used": True}))
-    for text, answer in zip(["w00 #t00", TEXT], batch):
+    for text, answer in zip(["w00 #t00", TEXT], batch, strict=True):
         used = set(answer["hashtags_already_used"])
         expected = unused_with_a_chance(fasttext_binary, many_labels_model, text, used)[:MAX_K]
         assert answer["hashtags_recommended"] == expected
-    assert many._all_labels.pid is not None and many._all_labels.starts == 1
+    # A second process, answering with every label (k -1), started for the text that fell short...
+    both = fasttext_children(many_labels_model)
+    assert sorted(both.values()) == ["-1", str(MAX_K)]
     many.recommend(parse_request({"text": TEXT, "k": MAX_K, "exclude_used": True}))
-    assert many._all_labels.starts == 1  # kept alive, like the main process
+    assert fasttext_children(many_labels_model) == both  # ...and kept alive, like the main process
 
 
 def test_exclude_used_gives_fewer_than_k_only_when_the_model_has_no_more(many, many_labels_model, fasttext_binary):

@@ -17,7 +17,6 @@ import os
 import subprocess
 import unicodedata
 import uuid
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -25,12 +24,10 @@ from hypothesis import event as record_event
 from hypothesis import strategies as st
 
 import handler
-from conftest import TINY_TOPICS, LambdaContext, http_event, load_event, rest_event
 from fasttext_process import FastTextProcess
 from recommender import MAX_K, MAX_TEXT_CHARS, MAX_TEXTS, Recommender
+from support import ROOT, TINY_TOPICS, LambdaContext, http_event, load_event, rest_event
 from text_cleaning import clean_text, extract_hashtags, normalize_tag
-
-ROOT = Path(__file__).resolve().parent.parent
 
 _BASE = dict(
     deadline=None,
@@ -69,7 +66,8 @@ ERROR_STATUS = {
     "method_not_allowed": 405,
 }
 MAX_BODY_BYTES = 256 * 1024
-REQUEST_ID = LambdaContext().aws_request_id
+CONTEXT = LambdaContext()
+REQUEST_ID = CONTEXT.aws_request_id
 LABELS = sorted(TINY_TOPICS)
 WORDS = sorted({w for words in TINY_TOPICS.values() for w in words.split()})
 # Substrings of a stack trace or of this machine's layout, which no response body may contain.
@@ -348,7 +346,7 @@ def app(tiny_model, fasttext_binary):
     recommender.close()
 
 
-def invoke(app, event, context=LambdaContext(), request_id=REQUEST_ID):
+def invoke(app, event, context=CONTEXT, request_id=REQUEST_ID):
     """Call the handler; the fastText process must survive every request unrestarted, since a
     restart is how a crash or a desynchronised answer stream would show."""
     process = app.recommender.process
@@ -662,9 +660,6 @@ def test_batch_equals_singles_and_a_fresh_fasttext(app, tiny_model, fasttext_bin
 
 # ---------------------------------------------------------------------------------------------
 # 6. clean_text: one line of fastText tokens, whatever the input.
-
-FASTTEXT_SEPARATORS = " \n\r\t\v\f\x00"
-
 
 @given(text=st.one_of(st.text(ANY_CHAR), composed_texts, fasttext_like_texts, newline_floods))
 def test_clean_text_gives_one_clean_line_of_plain_tokens(text):

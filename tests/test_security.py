@@ -2,7 +2,6 @@
 environment and open files are fixed at start and no request can change them; no request text
 reaches a file path, a process, the environment or the logs; the Lambda role only writes logs."""
 
-import ast
 import ctypes
 import json
 import os
@@ -14,57 +13,11 @@ from pathlib import Path
 import pytest
 
 import handler
-from conftest import LambdaContext, http_event, rest_event
 from fasttext_process import FastTextProcess
 from recommender import MAX_K, Recommender
-from test_serverless import make_service, run_cli, runtime_modules, serverless_cli  # noqa: F401 (a fixture)
+from support import ROOT, LambdaContext, http_event, make_service, rest_event, run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
 MARKER = "zqsecuritymarker"
-
-
-def _dotted(node) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return _dotted(node.value) + "." + node.attr
-    return ""
-
-
-# ---------------------------------------------------------------------------------------------
-# No shell, anywhere in what ships.
-
-
-def test_runtime_modules_never_run_a_shell_or_evaluate_code():
-    modules = sorted(runtime_modules())
-    assert {"handler.py", "recommender.py", "fasttext_process.py", "text_cleaning.py"} <= set(modules)
-    for module in modules:
-        source = (ROOT / module).read_text()
-        for needle in ("shell=True", "os.system", "os.popen", "getoutput", "getstatusoutput"):
-            assert needle not in source, f"{module} contains {needle}"
-        for node in ast.walk(ast.parse(source)):
-            if not isinstance(node, ast.Call):
-                continue
-            name = _dotted(node.func)
-            for keyword in node.keywords:
-                if keyword.arg == "shell":
-                    assert isinstance(keyword.value, ast.Constant) and keyword.value.value is False, module
-            assert name not in {"eval", "exec", "compile", "__import__", "os.system", "os.popen"}, (module, name)
-            assert not name.startswith(("os.exec", "os.spawn", "os.posix_spawn", "pickle.", "marshal.")), (module, name)
-
-
-def test_only_fasttext_process_starts_a_process_and_with_a_fixed_argv_list():
-    users = [m for m in sorted(runtime_modules()) if "subprocess" in (ROOT / m).read_text()]
-    assert users == ["fasttext_process.py"]
-    tree = ast.parse((ROOT / "fasttext_process.py").read_text())
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func).startswith("subprocess.")]
-    assert [_dotted(c.func) for c in calls] == ["subprocess.Popen"]
-    (popen,) = calls
-    # An argv list (never a command string), built only from the process's own settings.
-    assert ast.unparse(popen.args[0]) == "[self.binary_path, 'predict-prob', self.model_path, '-', str(self.k)]"
-    keywords = {k.arg: ast.unparse(k.value) for k in popen.keywords}
-    assert "env" not in keywords and "shell" not in keywords and "executable" not in keywords
-    assert keywords.get("close_fds") == "True"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,155 +8,34 @@ of the zip. The tiny model keeps these runs fast; one packaging run uses the rea
 whose size is what matters for Lambda's limits.
 """
 
-import ast
-import contextlib
 import hashlib
 import json
-import os
 import re
-import shutil
-import signal
 import socket
 import stat
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from handler import ROUTES, STATIC_FILES
+from handler import ROUTES
+from support import (
+    LOCAL_RUNTIME,
+    PYTHON_TEXT,
+    ROOT,
+    ZIP_NAME,
+    api_methods,
+    live_processes_in_group,
+    make_service,
+    offline_server,
+    package,
+    request,
+    run_cli,
+    runtime_modules,
+    static_files,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
-ZIP_NAME = "fasttext-serverless.zip"
 MAX_ZIP_BYTES = 15 * 1024 * 1024
-LOCAL_RUNTIME = "python%d.%d" % sys.version_info[:2]
-CLI_TIMEOUT = 180
-PYTHON_TEXT = "a python script run by the interpreter, installed with pip in a virtualenv"
-# Things a checkout or a build has that must never be shipped, beside the repository's own
-# top-level entries (mirrored as decoys as well).
-DECOYS = [
-    "README.md",
-    "Makefile",
-    "requirements-dev.txt",
-    "fasttext-arm64",
-    "model.metrics.json",
-    "model.report.md",
-    "tests/test_handler.py",
-    "data/train.tsv.gz",
-    "training/train.py",
-    "bench/run.py",
-    ".venv/bin/python",
-    "__pycache__/handler.cpython-311.pyc",
-    "build/fasttext-0.9.3/src/main.cc",
-]
-
-
-def runtime_modules(root: Path = ROOT) -> set[str]:
-    """handler.py and the top-level modules it imports, directly or not: what Lambda must have."""
-    local = {p.stem for p in root.glob("*.py")}
-    seen, todo = set(), ["handler"]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for node in ast.walk(ast.parse((root / f"{name}.py").read_text())):
-            if isinstance(node, ast.Import):
-                imported = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                imported = [node.module]
-            else:
-                continue
-            todo.extend(n.split(".")[0] for n in imported if n.split(".")[0] in local)
-    return {f"{name}.py" for name in seen}
-
-
-def static_files() -> set[str]:
-    """The files handler.py serves as they are (the page and the contract)."""
-    return {name for name, _ in STATIC_FILES.values()}
-
-
-def make_service(dest: Path, model: Path) -> Path:
-    """A copy of the project in `dest` that the CLI can package, invoke and serve."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "fasttext", *static_files()]:
-        shutil.copy2(ROOT / name, dest / name)  # copy2 keeps fasttext's executable bit
-    for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
-        shutil.copy2(module, dest / module.name)
-    shutil.copyfile(model, dest / "model.bin")
-    (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
-    mirrored = [
-        p.name + ("/decoy.txt" if p.is_dir() else "")
-        for p in ROOT.iterdir()
-        if p.name not in {".serverless", "node_modules"}
-    ]
-    for rel in DECOYS + mirrored:
-        path = dest / rel
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("decoy: must not be packaged\n")
-    return dest
-
-
-# Environment variables serverless.yml reads (a model in S3): a shell exporting them must not
-# change what these tests package.
-DEPLOY_ENV = ("MODEL_S3_URI", "MODEL_SHA256")
-
-
-def cli_env() -> dict:
-    """The environment for the CLI: no real AWS identity, no reaching out for one.
-
-    Dummy static keys end osls's credential lookup (which `invoke local` always does) before
-    the instance-metadata endpoint, and AWS_EC2_METADATA_DISABLED rules that endpoint out anyway.
-    The Python that the CLI spawns as `python3` is the one running these tests.
-    """
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in {"VIRTUAL_ENV", *DEPLOY_ENV}
-    }
-    env.update(
-        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
-        AWS_SECRET_ACCESS_KEY="not-a-real-secret",
-        AWS_EC2_METADATA_DISABLED="true",
-        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-    )
-    return env
-
-
-def run_cli(service: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`serverless *args` in `service`, with cli_env() plus `env`; it must succeed."""
-    result = subprocess.run(
-        [str(SERVERLESS), *args],
-        cwd=service,
-        env={**cli_env(), **(env or {})},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
-    assert result.returncode == 0, f"serverless {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def package(service: Path) -> zipfile.ZipFile:
-    run_cli(service, "package")
-    return zipfile.ZipFile(service / ".serverless" / ZIP_NAME)
-
-
-@pytest.fixture(scope="session")
-def serverless_cli() -> Path:
-    assert SERVERLESS.exists(), "run `make setup` first: node_modules is installed by the setup"
-    assert "osls" in SERVERLESS.resolve().parts, f"{SERVERLESS} must be osls, not {SERVERLESS.resolve()}"
-    return SERVERLESS
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory, serverless_cli, fasttext_binary, tiny_model) -> Path:
-    return make_service(tmp_path_factory.mktemp("service") / "fasttext-serverless", tiny_model)
 
 
 @pytest.fixture(scope="module")
@@ -187,10 +66,8 @@ def test_package_ships_exactly_the_runtime(packaged, service):
     assert_ships_exactly_the_runtime(packaged, service)
 
 
-def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fasttext_binary):
-    model = ROOT / (os.environ.get("MODEL") or "model.bin")  # `make test MODEL=...` checks that model
-    assert model.is_file(), f"{model} is missing: the setup (`make setup`) trains model.bin before the tests run"
-    service = make_service(tmp_path / "fasttext-serverless", model)
+def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fasttext_binary, shipped_model):
+    service = make_service(tmp_path / "fasttext-serverless", shipped_model)
     with package(service) as zf:
         assert_ships_exactly_the_runtime(zf, service)
     size = (service / ".serverless" / ZIP_NAME).stat().st_size
@@ -215,22 +92,6 @@ def test_package_template_describes_the_function_and_its_routes(packaged, servic
     assert set(methods) == {(method, path) for path in ROUTES for method in ("ANY", "OPTIONS")}
     for (method, _), props in methods.items():
         assert props["Integration"]["Type"] == ("MOCK" if method == "OPTIONS" else "AWS_PROXY")
-
-
-ROOT_RESOURCE = {"Fn::GetAtt": ["ApiGatewayRestApi", "RootResourceId"]}
-
-
-def api_methods(resources: dict) -> dict[tuple[str, str], dict]:
-    """(HTTP method, path such as /health) -> the properties of the template's API Gateway method."""
-    paths = {
-        logical_id: "/" + r["Properties"]["PathPart"]
-        for logical_id, r in resources.items()
-        if r["Type"] == "AWS::ApiGateway::Resource"
-    }
-    return {
-        (props["HttpMethod"], "/" if props["ResourceId"] == ROOT_RESOURCE else paths[props["ResourceId"]["Ref"]]): props
-        for props in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method")
-    }
 
 
 def printed_response(output: str) -> dict:
@@ -270,117 +131,6 @@ def test_invoke_local_reports_a_bad_request(service):
 
 
 # --- serverless offline -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def live_processes_in_group(pgid: int) -> list[str]:
-    """Command lines of the group's processes that are still running (zombies are dead)."""
-    live = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state not in "ZX":
-            live.append(cmdline.strip())
-    return live
-
-
-class OfflineServer:
-    """`serverless offline start` on free loopback ports, in a process group of its own."""
-
-    def __init__(self, service: Path, log_path: Path, command=None, args: tuple[str, ...] = ()):
-        """`command(port)`, when given, is what starts the server on `port` (`make serve`, say);
-        `args` are more arguments for `serverless offline start` otherwise; with --param=apiType=http
-        the routes have no stage prefix."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}" + ("" if "--param=apiType=http" in args else "/dev")
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.process = subprocess.Popen(
-            command(self.port) if command else [
-                str(SERVERLESS), "offline", "start", f"--param=runtime={LOCAL_RUNTIME}",
-                "--host", "127.0.0.1", "--httpPort", str(self.port), "--lambdaPort", str(free_port()), *args,
-            ],
-            cwd=service,
-            env=cli_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.pgid = self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_until_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process.poll() is None, f"serverless offline exited:\n{self.log()}"
-            try:
-                if request(self.url + "/openapi.json")[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"serverless offline did not answer in {timeout} s:\n{self.log()}"
-            time.sleep(0.2)
-
-    def stop(self) -> list[str]:
-        """SIGTERM the whole group (node, the Python worker and its fastText child) and wait for it.
-
-        Returns what was still running after that; those stragglers are then killed.
-        """
-        if self.process.poll() is None:
-            os.killpg(self.pgid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=15)
-        deadline = time.monotonic() + 10
-        while (leftover := live_processes_in_group(self.pgid)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if leftover:
-            os.killpg(self.pgid, signal.SIGKILL)
-            self.process.wait(timeout=15)
-        self._log.close()
-        return leftover
-
-
-@contextlib.contextmanager
-def offline_server(service: Path, log_path: Path, command=None, args: tuple[str, ...] = ()):
-    server = OfflineServer(service, log_path, command, args)
-    try:
-        server.wait_until_ready()
-        yield server
-    finally:
-        server.leftover = server.stop()
-
-
-def request(url: str, data: bytes | None = None, headers: dict | None = None, method: str | None = None):
-    """(status, headers, body) over real HTTP; HTTP errors are answers too."""
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as e:
-        try:
-            return e.code, e.headers, e.read()
-        finally:
-            e.close()
-
-
-@pytest.fixture(scope="module")
-def offline(service, tmp_path_factory):
-    with offline_server(service, tmp_path_factory.mktemp("offline") / "offline.log") as server:
-        yield server
 
 
 def test_offline_recommends_for_a_form_encoded_post(offline):

@@ -4,15 +4,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import handler
-from conftest import LambdaContext, rest_event
 from recommender import MAX_TEXT_CHARS, MAX_TEXTS, Recommender
+from support import ROOT, LambdaContext, rest_event
 
-ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["a python script with pip and virtualenv #python", "compiler and linker errors in a template header",
          "an mp3 music player with a sound mixer", "an http proxy server for the browser #web #audio"]
 

@@ -1,13 +1,12 @@
-from pathlib import Path
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
+from support import ROOT
 from text_cleaning import clean_text, extract_hashtags, normalize_tag, tag_problem
 
-LABELS = Path(__file__).resolve().parent.parent / "data" / "labels.txt"
+LABELS = ROOT / "data" / "labels.txt"
 
 
 @pytest.mark.parametrize(

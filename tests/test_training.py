@@ -11,6 +11,7 @@ import pytest
 
 from fasttext_process import FastTextProcess, read_model_header
 from recommender import RecommendationRequest, Recommender
+from support import ROOT
 from text_cleaning import clean_text
 from training import evaluate as ev
 from training import fasttext_cli as ft
@@ -20,7 +21,6 @@ from training import train as tr
 from training.dataset import Example, read_examples
 from training.presets import PRESETS, auto_preset, get_preset
 
-ROOT = Path(__file__).resolve().parent.parent
 VALID = ROOT / "data" / "valid.tsv.gz"
 
 TOPICS = {
@@ -149,12 +149,13 @@ def test_training_lines_match_endpoint_cleaning_on_real_data(tmp_path):
         assert text_part.split(" ") == text_part.split()
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_cli_training_file_matches_endpoint(trained, tiny_dataset):
     """The file the real entry point trained on holds exactly the endpoint's lines."""
     examples = list(read_examples(tiny_dataset["train"]))
     lines = (trained["build"] / "train.txt").read_text(encoding="utf-8").splitlines()
     sent = endpoint_lines([ex.text for ex in examples])
-    assert lines == [" ".join("__label__" + l for l in ex.labels) + " " + s for ex, s in zip(examples, sent)]
+    assert lines == [" ".join("__label__" + label for label in ex.labels) + " " + s for ex, s in zip(examples, sent)]
     valid_text = (trained["build"] / "valid.text.txt").read_text(encoding="utf-8").splitlines()
     assert valid_text == endpoint_lines([ex.text for ex in read_examples(tiny_dataset["valid"])])
 
@@ -230,6 +231,7 @@ def test_report_renders_the_reliability_table():
 # --- the real entry point, end to end --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_end_to_end_outputs(trained, fasttext_binary):
     m = trained["metrics"]
     model = trained["model"]
@@ -269,6 +271,7 @@ def test_end_to_end_outputs(trained, fasttext_binary):
     assert "refitting fastText preset default on all 480 rows" in trained["stderr"]
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_pretrain_step_builds_vectors_from_training_split_and_corpus(trained, tiny_dataset):
     """The default preset's pretraining: word vectors from the training texts and the corpus, with the supervised dim."""
     m = trained["metrics"]
@@ -296,6 +299,7 @@ def test_default_preset_pretrains_on_the_committed_corpus():
     assert corpus == "data/pretrain.tsv.gz" and (ROOT / corpus).is_file()
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_pretraining_without_a_corpus(tiny_dataset, tmp_path):
     result = run_train(tiny_dataset, tmp_path / "nocorpus.bin", "--no-quantize", "--pretrain-set", "corpus=none",
                        "--build-dir", str(tmp_path / "build"))
@@ -313,6 +317,7 @@ def test_missing_corpus_fails_before_training(tiny_dataset, tmp_path):
     assert "fasttext supervised" not in result.stderr and not (tmp_path / "m.bin").exists()
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_no_pretrain(tiny_dataset, tmp_path):
     result = run_train(tiny_dataset, tmp_path / "nopre.bin", "--no-pretrain", "--no-quantize")
     m = json.loads((tmp_path / "nopre.metrics.json").read_text())
@@ -320,6 +325,7 @@ def test_no_pretrain(tiny_dataset, tmp_path):
     assert "no word-vector pretraining" in result.stderr and "-pretrainedVectors" not in result.stderr
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_failed_pretraining_falls_back_to_no_vectors(tiny_dataset, tmp_path):
     # Without subwords, fastText's skipgram aborts on NaN on this tiny corpus.
     result = run_train(tiny_dataset, tmp_path / "fallback.bin", "--no-quantize",
@@ -329,6 +335,7 @@ def test_failed_pretraining_falls_back_to_no_vectors(tiny_dataset, tmp_path):
     assert read_model_header(str(tmp_path / "fallback.bin")).labels == 4
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_end_to_end_report_and_figure(trained):
     report = (trained["dir"] / "tiny.report.md").read_text()
     m = trained["metrics"]
@@ -342,6 +349,7 @@ def test_end_to_end_report_and_figure(trained):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_pretrained_vectors(tiny_dataset, tmp_path, fasttext_binary):
     words = sorted({w for ex in read_examples(tiny_dataset["train"]) for w in clean_text(ex.text).split()})
     rng = random.Random(5)
@@ -367,6 +375,7 @@ def test_bad_vec_file_is_refused(tmp_path):
         tr.read_vec_dim(bad)
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_no_quantize_ships_unquantized(tiny_dataset, tmp_path):
     run_train(tiny_dataset, tmp_path / "plain.bin", "--no-quantize")
     m = json.loads((tmp_path / "plain.metrics.json").read_text())
@@ -416,6 +425,7 @@ def test_overrides_and_output_paths():
 # --- evaluate.py ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains a model end to end
 def test_evaluate_with_baseline(trained, tiny_dataset, capsys):
     rows = ev.main(["--model", str(trained["model"]), "--valid", str(tiny_dataset["valid"]),
                     "--train", str(tiny_dataset["train"]), "--baseline"])
