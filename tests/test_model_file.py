@@ -16,8 +16,15 @@ from training.dataset import read_examples
 from training.fasttext_features import EOS, Vocabulary, token_hash
 from training.learners import Candidate
 from training.learners.linear import LinearLearner
-from training.model_file import (SIGMOID_TABLE, FastTextModel, ModelFileError, printed_probability, read_model,
-                                 table_sigmoid, write_model)
+from training.model_file import (
+    SIGMOID_TABLE,
+    FastTextModel,
+    ModelFileError,
+    printed_probability,
+    read_model,
+    table_sigmoid,
+    write_model,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

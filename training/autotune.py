@@ -19,15 +19,14 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from training import fasttext_cli as ft
 from training import metrics as mt
 from training.dataset import read_examples
-from training.train import PREDICT_K
 from training.progress import logger
+from training.train import PREDICT_K
 
 MIB = 2**20
 Q = {"retrain": True, "qnorm": True}

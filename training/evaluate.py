@@ -14,7 +14,6 @@ a dev-only dependency) trained on the same training split with the same cleaning
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,8 @@ from training import fasttext_cli as ft
 from training import metrics as mt
 from training import prepare
 from training.dataset import Example
-from training.train import PREDICT_K, output_paths
 from training.progress import logger
-
-
+from training.train import PREDICT_K, output_paths
 
 log = logger("evaluate")
 

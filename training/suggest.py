@@ -22,7 +22,6 @@ from recommender import DEFAULT_K, MAX_K, MAX_TEXTS, InvalidRequest, Recommendat
 from training.fasttext_cli import ROOT
 
 
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("texts", nargs="*", help="texts to suggest hashtags for (default: the lines of stdin)")

@@ -24,7 +24,6 @@ from training.fasttext_features import EOS, Vocabulary
 from training.learners import Candidate, DataShape
 from training.model_file import FastTextModel
 
-
 NAME = "linear"
 C_VALUES = (30.0, 100.0, 300.0)
 MIN_LINES = 2  # ids in fewer training lines get no row: measured better than 1 on 3,000 Debian texts
