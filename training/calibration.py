@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from training.model_file import FastTextModel, table_sigmoid
+from training.model_file import MAX_SIGMOID, FastTextModel, table_sigmoid
 
 _LOW, _HIGH = math.log(0.01), math.log(10.0)
 _MAX_PAIRS = 20_000_000  # (text, label) pairs the fit looks at; more are sampled down
@@ -18,7 +18,10 @@ _MAX_PAIRS = 20_000_000  # (text, label) pairs the fit looks at; more are sample
 
 def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     """The t minimising the log loss of table_sigmoid(t * scores) against y (0/1), p floored at 1e-5
-    as fastText's log is; a golden-section search over log t in [0.01, 10]."""
+    as fastText's log is; a golden-section search over log t in [0.01, at most 10], capped so that
+    the second-best hashtag of 99% of the texts stays below the table's clipping at 8 (past it
+    hashtags tie at 1.0 and a threshold cannot tell them apart)."""
+    high = min(_HIGH, math.log(saturation_cap(scores)))
     if scores.size > _MAX_PAIRS:
         rows = np.random.default_rng(0).choice(scores.shape[0], _MAX_PAIRS // scores.shape[1], replace=False)
         scores, y = scores[rows], y[rows]
@@ -27,7 +30,7 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
         p = table_sigmoid(scores * math.exp(log_t)).astype(np.float64)
         return -float(np.mean(y * np.log(p + 1e-5) + (1 - y) * np.log(1 - p + 1e-5)))
 
-    low, high = _LOW, _HIGH
+    low = min(_LOW, high)
     golden = (math.sqrt(5) - 1) / 2
     for _ in range(40):
         a, b = high - golden * (high - low), low + golden * (high - low)
@@ -36,6 +39,15 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
         else:
             low = a
     return math.exp((low + high) / 2)
+
+
+def saturation_cap(scores: np.ndarray) -> float:
+    """The largest t for which t x the second-best score of 99% of the texts is at most 8."""
+    if scores.shape[1] < 2:
+        return math.exp(_HIGH)
+    second = np.partition(scores, -2, axis=1)[:, -2]
+    top = float(np.quantile(second, 0.99))
+    return MAX_SIGMOID / top if top > 0 else math.exp(_HIGH)
 
 
 def with_temperature(model: FastTextModel, t: float) -> FastTextModel:
