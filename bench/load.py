@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import benchlib
-from support import OfflineServer, live_processes_in_group  # noqa: E402 (benchlib has put tests/ on the path)
+from support import OfflineServer, live_processes_in_group  # benchlib has put tests/ on the path
 
 PATH = "/dev/recommendations"
 MAX_REQUESTS = 1_000_000  # a bound on top of the time limit
@@ -135,7 +135,7 @@ def run_phase(port, texts, alone, clients, seconds, batch_every, batch_size, see
                 t0 = time.perf_counter()
                 try:
                     status, raw = client.post(payload)
-                except Exception as e:  # noqa: BLE001 - every failure is counted and reported
+                except Exception as e:  # every failure is counted and reported
                     note("errors", f"{type(e).__name__}: {e}")
                     continue
                 local_latencies.append(time.perf_counter() - t0)

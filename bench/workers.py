@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import benchlib
-from support import LambdaContext, rest_event  # noqa: E402 (benchlib has put tests/ on the path)
+from support import LambdaContext, rest_event  # benchlib has put tests/ on the path
 
 
 def use_runtime(cfg: dict) -> None:
@@ -33,7 +33,7 @@ def use_runtime(cfg: dict) -> None:
 
 def handler_worker(cfg: dict) -> dict:
     use_runtime(cfg)
-    import handler  # noqa: E402  (after the environment is set: it reads it at import)
+    import handler  # after the environment is set: it reads it at import
 
     texts = benchlib.load_texts(cfg["texts"])
     context = LambdaContext()

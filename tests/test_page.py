@@ -1,7 +1,7 @@
 """The try-it page (try_it.html at GET /) in a real browser: Debian's chromium, headless, driven by
 playwright, against `serverless offline` serving the real model.bin.
 
-The README's screenshot, docs/try-it.png, is the one this test takes; to refresh it:
+The screenshot in docs/API.md, docs/try-it.png, is the one this test takes; to refresh it:
     SCREENSHOT_DIR=docs .venv/bin/python -m pytest tests/test_page.py
 (otherwise the screenshot goes to a temporary directory).
 """
