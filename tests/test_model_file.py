@@ -130,6 +130,36 @@ def test_quantized_within_the_budget_the_binary_still_serves_it(linear_models, d
     assert top_agrees >= 0.8 * len(lines)
 
 
+@pytest.mark.parametrize("qout", [False, True])
+def test_rescaling_a_quantized_files_output_scales_every_score(qout, tmp_path, fasttext_binary):
+    # 300 labels over a few words, so that -qout has the 256 rows its quantizer needs.
+    rng = np.random.default_rng(0)
+    vocab = Vocabulary([EOS] + [f"w{i}" for i in range(40)], bucket=512)
+    model = FastTextModel(vocab, [f"t{i}" for i in range(300)], rng.normal(0, 1, (vocab.rows, 8)),
+                          rng.normal(0, 1, (300, 8)))
+    dense = tmp_path / "m.bin"
+    write_model(model, dense)
+    train = tmp_path / "train.txt"
+    train.write_text("__label__x unused\n")
+    options = {"cutoff": 300, "dsub": 2, "qnorm": True, "qout": qout}
+    quantized = size_budget.quantize_within(dense, tmp_path / "q.bin", options, 10**7, train, threads=1)
+    lines = ["w1 w2 w3", "w7 w7 w30"]
+    before = binary_answers(fasttext_binary, quantized, lines, 300)
+    calibration.rescale_output(quantized, 300, 8, 0.5)
+    after = binary_answers(fasttext_binary, quantized, lines, 300)
+    for b, a in zip(before, after):
+        labels = [label for label, p in b.items() if 0.05 < p < 0.95]
+        assert len(labels) > 20
+        got = calibration.logits(np.array([a[label] for label in labels]))
+        want = 0.5 * calibration.logits(np.array([b[label] for label in labels]))
+        assert np.abs(got - want).max() < 0.07  # the sigmoid table's steps are 1/32 wide
+
+
+def test_rescaling_refuses_a_file_whose_end_is_not_an_output_matrix(tmp_path, tiny_model):
+    with pytest.raises(ValueError, match="neither dense nor"):
+        calibration.rescale_output(tiny_model, 3, 10, 0.5)
+
+
 def test_fasttext_hashes_as_its_dictionary_does():
     # FNV-1a over bytes, each sign-extended: values computed by hand from the definition.
     assert token_hash("") == 2166136261

@@ -1,4 +1,5 @@
-"""Calibrated probabilities: one temperature on the output matrix, fitted on validation.
+"""Calibrated probabilities: one temperature on the output matrix, fitted on validation (and once
+more on the quantized model, whose rounding moves the scores).
 
 Scaling the output matrix by t turns every score s into t * s, so the file holds the
 calibration exactly and the binary serves it unchanged. t is fitted to the binary log loss
@@ -7,6 +8,8 @@ what makes an over-confident model tie its best hashtags at 1.0.
 """
 
 import math
+import struct
+from pathlib import Path
 
 import numpy as np
 
@@ -53,3 +56,37 @@ def saturation_cap(scores: np.ndarray) -> float:
 def with_temperature(model: FastTextModel, t: float) -> FastTextModel:
     """The same model with its output matrix scaled by t."""
     return FastTextModel(model.vocabulary, model.labels, model.input, model.output * np.float32(t), model.label_counts)
+
+
+_NORM_CODEBOOK = struct.Struct("<4i")  # dim, nsubq, dsub, lastdsub of a 1-dimension quantizer
+_DENSE_HEADER = struct.Struct("<2q")
+
+
+def rescale_output(path: Path, labels: int, dim: int, factor: float) -> None:
+    """Scale the output matrix of a model file in place by `factor`: every score times `factor`.
+
+    The output matrix is the end of the file: dense (qout false, rows, cols, then the floats), or,
+    quantized with -qnorm, product-quantized directions times norms whose 256-entry codebook ends
+    the file. Either way the floats scaled are the last ones, checked against what precedes them."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, 2)
+        dense = labels * dim * 4
+        f.seek(size - dense - _DENSE_HEADER.size - 1)
+        head = f.read(1 + _DENSE_HEADER.size)
+        if head[0] == 0 and _DENSE_HEADER.unpack(head[1:]) == (labels, dim):
+            count = labels * dim
+        else:
+            f.seek(size - 256 * 4 - _NORM_CODEBOOK.size)
+            if _NORM_CODEBOOK.unpack(f.read(_NORM_CODEBOOK.size)) != (1, 1, 1, 1):
+                raise ValueError(f"{path}: the output matrix is neither dense nor quantized with its norms apart")
+            count = 256
+        f.seek(size - 4 * count)
+        floats = np.frombuffer(f.read(4 * count), dtype="<f4") * np.float32(factor)
+        f.seek(size - 4 * count)
+        f.write(floats.astype("<f4").tobytes())
+
+
+def logits(probabilities: np.ndarray) -> np.ndarray:
+    """The scores behind printed probabilities (fastText prints 6 digits; 0 and 1 are clipped)."""
+    p = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))

@@ -89,7 +89,9 @@ def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t
         f"- candidates fitted on {m['train_examples']:,} examples and scored on {m['valid_examples']:,} validation "
         f"examples; the winner {'refitted on all of them' if m['refit_on_all_rows'] else 'not refitted'}",
         f"- training wall time: {m['training_seconds']:.1f} s",
-        f"- calibration: the output matrix scaled by {m['temperature']:.3f}, fitted on validation",
+        f"- calibration: the output matrix scaled by {m['temperature']:.3f}, fitted on validation"
+        + (f", and by {m['temperature_after_quantization']:.3f} more, fitted again after quantization"
+           if m["quantized"] else ""),
         "",
         "## Candidates",
         "",

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training import calibration, quantization
 from training import fasttext_cli as ft
-from training import quantization
 from training.model_file import FastTextModel, write_model
 
 MIB = 2**20
@@ -34,6 +34,7 @@ class Shipped:
     scores: dict | None    # validation scores of the quantized model (None when dense: the dense scores hold)
     tried: list[dict]
     preset: bool = False  # the options are a preset's own: kept as they are for the refit model
+    factor: float = 1.0  # the output's scale fitted again after quantization
 
 
 def quantized_bytes(model: FastTextModel, rows: int, dsub: int, qout: bool) -> int:
@@ -106,8 +107,12 @@ def fasttext_args(options: dict | None) -> list[str]:
 
 def within_budget(model: FastTextModel, work: Path, budget: int, score: Callable[[Path], dict],
                   criterion: Callable[[dict], float], train_file: Path, threads: int, log,
-                  preset_options: dict | None = None) -> Shipped:
+                  preset_options: dict | None = None,
+                  temperature: Callable[[Path], float] | None = None) -> Shipped:
     """The model as a file of at most `budget` bytes, quantized with the best setting when it must be.
+
+    `temperature(path)`, when given, fits the quantized model's calibration again; its output
+    matrix is scaled by it, and the factor kept for the refit model.
 
     `preset_options`, a preset's own tuned quantize options, are the only setting tried when given,
     and are applied whatever the size.
@@ -130,12 +135,20 @@ def within_budget(model: FastTextModel, work: Path, budget: int, score: Callable
         row = {"options": options, "bytes": path.stat().st_size, **scores}
         tried.append(row)
         log(f"  quantize {_describe(options)}: {row['bytes']:,} bytes, P@1 {scores['p_at_1']:.4f}, "
-            f"R@5 {scores['r_at_5']:.4f}")
+            f"R@5 {scores['r_at_5']:.4f}, ECE {scores['ece_top5']:.3f}")
         if row["bytes"] <= budget and (best is None or criterion(scores) > criterion(best[1])):
             best = (path, scores, options)
     if best is None:
         raise SystemExit(f"error: quantization left the model over {budget:,} bytes: {tried}")
-    return Shipped(best[0], best[2], best[1], tried, preset=bool(preset_options))
+    path, scores, options = best
+    factor = 1.0
+    if temperature is not None:
+        factor = temperature(path)
+        calibration.rescale_output(path, len(model.labels), model.dim, factor)
+        scores = score(path)
+        log(f"  calibrated again after quantization (output x {factor:.3f}): P@1 {scores['p_at_1']:.4f}, "
+            f"R@5 {scores['r_at_5']:.4f}, ECE {scores['ece_top5']:.3f}")
+    return Shipped(path, options, scores, tried, preset=bool(preset_options), factor=factor)
 
 
 def quantize_within(dense: Path, destination: Path, options: dict, budget: int, train_file: Path,

@@ -303,8 +303,17 @@ class Validation:
         return {**mt.headline(self.gold, predictions), "ece_top5": mt.calibration(self.gold, predictions)["ece"],
                 "texts_tied_at_1": sum(1 for answer in predictions if len(answer) > 1 and answer[1][1] >= 1.0)}
 
-    def answers(self, model_file: Path) -> list:
-        return ft.predict_prob(self.binary, model_file, self.text_file, PREDICT_K)
+    def answers(self, model_file: Path, k: int = PREDICT_K) -> list:
+        return ft.predict_prob(self.binary, model_file, self.text_file, k)
+
+    def file_temperature(self, model_file: Path, labels: list[str]) -> float:
+        """The temperature of a model file's own answers (every label), fitted as for the candidates."""
+        index = {label: i for i, label in enumerate(labels)}
+        p = np.zeros((len(self.lines), len(labels)))
+        for i, answer in enumerate(self.answers(model_file, k=-1)):
+            for label, probability in answer:
+                p[i, index[label]] = probability
+        return calibration.fit_temperature(calibration.logits(p), self.truth(labels))
 
 
 def _baseline(train: list[Example], validation: Validation) -> dict:
@@ -398,7 +407,8 @@ def main(argv: list[str] | None = None) -> dict:
             budget_for_run = budget
         shipped = size_budget.within_budget(
             calibrated, build / "budget", budget_for_run, lambda path: validation.scored(validation.answers(path)),
-            criterion, train_file, args.threads, log, preset_options=preset_options)
+            criterion, train_file, args.threads, log, preset_options=preset_options,
+            temperature=lambda path: validation.file_temperature(path, calibrated.labels))
         dense_scores = winner["scores"]
         final_scores = shipped.scores or dense_scores
         predictions = validation.answers(shipped.path)
@@ -435,6 +445,7 @@ def main(argv: list[str] | None = None) -> dict:
             "baseline": baseline,
             "preset": winner["candidate"].params.get("preset"),
             "temperature": winner["temperature"],
+            "temperature_after_quantization": shipped.factor,
             "refit_on_all_rows": not args.no_refit,
             "data": source,
             "data_notes": notes,
@@ -498,7 +509,9 @@ def _ship(model: FastTextModel, work: Path, shipped: size_budget.Shipped, budget
         return dense
     if "cutoff" in options and not shipped.preset:
         options = {**options, "cutoff": size_budget.rows_within(model, budget, options["dsub"], options["qout"])}
-    return size_budget.quantize_within(dense, work / "final.bin", options, budget, train_file, threads, log)
+    quantized = size_budget.quantize_within(dense, work / "final.bin", options, budget, train_file, threads, log)
+    calibration.rescale_output(quantized, len(model.labels), model.dim, shipped.factor)
+    return quantized
 
 
 def _jsonable(params: dict | None) -> dict | None:
