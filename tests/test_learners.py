@@ -104,8 +104,8 @@ def test_a_dense_linear_model_is_served_as_the_learner_computes(tmp_path, fastte
 
 
 def test_the_linear_learner_is_not_tried_past_its_budget_unless_forced():
-    shape = DataShape(examples=700_000, labels=1_000, tokens=7_000_000, words=300_000, bigrams=2_000_000,
-                      ids=int(MAX_WORK // 1_000) + 1, recurring=500_000)
+    shape = DataShape(examples=int(MAX_WORK // 1_000) + 1, labels=1_000, tokens=7_000_000, words=300_000,
+                      bigrams=2_000_000, recurring=500_000)
     learner = LinearLearner(threads=1, log=lambda message: None)
     found, reason = learner.candidates(shape)
     assert found == [] and "not tried" in reason and "--learner linear forces it" in reason

@@ -244,7 +244,6 @@ def data_shape(train: list[Example], label_count: int) -> DataShape:
         examples=len(train), labels=label_count, tokens=sum(map(len, lines)),
         words=sum(1 for x in lines_with if isinstance(x, str)),
         bigrams=sum(1 for x in lines_with if isinstance(x, tuple)),
-        ids=sum(2 * len(line) + 1 for line in lines),
         recurring=sum(1 for n in lines_with.values() if n >= 2),
     )
 

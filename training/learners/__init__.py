@@ -18,7 +18,6 @@ class DataShape:
     tokens: int
     words: int
     bigrams: int
-    ids: int  # the input rows fastText averages, summed over the lines: words, `</s>` and pairs
     recurring: int  # the words and pairs found in at least two lines
 
 
