@@ -97,12 +97,13 @@ def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t
         "",
         f"Criterion: {m['criterion']}. {m['why']}.",
         "",
-        "| candidate | P@1 | R@5 | top-5 ECE | temperature | seconds |",
+        "| candidate | P@1 | R@5 | top-5 ECE (uncalibrated) | temperature | seconds |",
         "|---|---|---|---|---|---|",
     ]
     for c in m["candidates"]:
         name = f"**{c['name']}**" if c["name"] == m["winner"] else c["name"]
-        lines.append(f"| {name} | {_pct(c['p_at_1'])} | {_pct(c['r_at_5'])} | {c['ece_top5']:.3f} | "
+        lines.append(f"| {name} | {_pct(c['p_at_1'])} | {_pct(c['r_at_5'])} | {c['ece_top5']:.3f} "
+                     f"({c['ece_top5_uncalibrated']:.3f}) | "
                      f"{c['temperature']:.3f} | {c['seconds']:.1f} |")
     b = m.get("baseline")
     if b:

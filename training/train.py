@@ -293,10 +293,14 @@ class Validation:
         """The temperature fitted here, and the scores and answers of the model scaled by it."""
         scores = model.scores(self.lines)
         temperature = calibration.fit_temperature(scores, self.truth(model.labels))
-        probabilities = table_sigmoid(scores * temperature)
+        predictions = self.top_answers(model.labels, table_sigmoid(scores * temperature))
+        uncalibrated = mt.calibration(self.gold, self.top_answers(model.labels, table_sigmoid(scores)))["ece"]
+        return temperature, {**self.scored(predictions), "ece_top5_uncalibrated": uncalibrated}, predictions
+
+    @staticmethod
+    def top_answers(labels: list[str], probabilities: np.ndarray) -> list:
         top = np.argsort(-probabilities, axis=1, kind="stable")[:, :PREDICT_K]
-        predictions = [[(model.labels[j], float(probabilities[i, j])) for j in row] for i, row in enumerate(top)]
-        return temperature, self.scored(predictions), predictions
+        return [[(labels[j], float(probabilities[i, j])) for j in row] for i, row in enumerate(top)]
 
     def scored(self, predictions: list) -> dict:
         return {**mt.headline(self.gold, predictions), "ece_top5": mt.calibration(self.gold, predictions)["ece"],
@@ -386,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
                 if r is not best and r is not best_any:
                     r["model"] = None  # only the best candidates' matrices are kept
             log(f"  P@1 {scores['p_at_1']:.4f}, R@5 {scores['r_at_5']:.4f}, ECE {scores['ece_top5']:.3f} "
-                f"(temperature {temperature:.3f}), {model.file_bytes() / size_budget.MIB:.1f} MiB dense, {seconds:.1f} s"
+                f"(temperature {temperature:.3f}; {scores['ece_top5_uncalibrated']:.3f} without), {model.file_bytes() / size_budget.MIB:.1f} MiB dense, {seconds:.1f} s"
                 + ("" if fits else "; cannot keep every row within the size budget: not eligible"))
             model = None
         winner = best or best_any
