@@ -127,3 +127,14 @@ def test_the_fitted_temperature_undoes_an_over_confident_scale():
     calibrated = metrics.calibration(gold, top5(table_sigmoid(true_scores * 3 * t)))["ece"]
     over_confident = metrics.calibration(gold, top5(table_sigmoid(true_scores * 3)))["ece"]
     assert calibrated < 0.03 < over_confident
+
+
+@pytest.mark.slow
+def test_the_bundled_model_keeps_its_floor():
+    """The default model.bin, as the setup trains it: P@1 0.82 and R@5 0.60 on validation at least,
+    within 10 MiB, with probabilities a threshold can trust."""
+    m = json.loads((ROOT / "model.metrics.json").read_text())
+    assert m["data"]["train"].endswith("data/train.tsv.gz") and m["data"]["valid"].endswith("data/valid.tsv.gz")
+    assert m["p_at_1"] >= 0.82 and m["r_at_5"] >= 0.60
+    assert m["model_bytes"] == (ROOT / "model.bin").stat().st_size <= 10 * 2**20
+    assert m["ece_top5"] <= 0.12
