@@ -15,9 +15,9 @@ import pytest
 from support import FIXTURES, ROOT, ZIP_NAME, cli_env, make_service, offline_server, request
 from text_cleaning import extract_hashtags, tag_problem
 from training import evaluate as ev
-from training import fasttext_cli as ft
 from training import prepare, report
 from training.dataset import Columns, DatasetError, read_dataset
+from training.model_file import read_model
 
 POSTS = FIXTURES / "posts"
 FORMATS = {"posts.csv": "csv", "posts.jsonl": "jsonl", "posts.txt": "fasttext", "posts.tsv.gz": "tsv"}
@@ -91,7 +91,7 @@ def test_every_format_reads_to_the_same_posts(name, fmt):
 @pytest.mark.parametrize("fmt", FORMATS.values())
 def test_each_format_trains_a_model_whose_labels_are_the_sites_hashtags(models, fmt, fasttext_binary):
     trained = models[fmt]
-    labels = ft.model_labels(fasttext_binary, trained["model"])
+    labels = read_model(trained["model"]).labels
     assert set(labels) == SITE_TAGS
     for label in labels:  # the invariant, for every label of every model the pipeline writes
         assert tag_problem(label) is None, label
@@ -242,7 +242,7 @@ def test_a_messy_export_trains_and_says_what_it_dropped(tmp_path, fasttext_binar
     for note in MESSY_NOTES:
         assert note in log
     assert metrics["train_examples"] + metrics["valid_examples"] == 63  # 60, and x1, x3, x4 with their other tags
-    assert set(ft.model_labels(fasttext_binary, model)) == {"http", "orm", "crypto"}
+    assert set(read_model(model).labels) == {"http", "orm", "crypto"}
     report = model.with_suffix(".report.md").read_text()
     assert "## Dropped from the data" in report
     for note in MESSY_NOTES:

@@ -135,13 +135,6 @@ def predict_prob(binary: Path, model: Path, text_file: Path, k: int) -> list[lis
     return [parse_answer(line) for line in lines]
 
 
-def model_labels(binary: Path, model: Path) -> list[str]:
-    """The labels of a model, without fastText's prefix, most frequent first (`fasttext dump MODEL dict`)."""
-    result = subprocess.run([str(binary), "dump", str(model), "dict"], stdout=subprocess.PIPE, check=True)
-    words = (line.split(" ")[0] for line in result.stdout.decode("utf-8").splitlines()[1:])
-    return [word[len(LABEL_PREFIX):] for word in words if word.startswith(LABEL_PREFIX)]
-
-
 def fasttext_test(binary: Path, model: Path, labelled_file: Path, k: int) -> dict:
     """`fasttext test MODEL FILE K`: fastText's own N, P@k, R@k (used as a cross-check)."""
     result = subprocess.run(
