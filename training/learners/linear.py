@@ -47,6 +47,8 @@ class LinearLearner:
         self.threads = threads
         self.log = log
         self._fits: dict[tuple, tuple] = {}
+        self._svd: tuple | None = None  # (key, u * s, v) at the highest rank asked, for the current fit
+        self._top_rank = RANKS[0]
 
     def candidates(self, shape: DataShape, forced: bool = False) -> tuple[list[Candidate], str]:
         """The candidates worth fitting on data of this shape, and why (or why none, unless forced)."""
@@ -56,6 +58,7 @@ class LinearLearner:
                         f"= {work:.2g}, over its time budget of {MAX_WORK:.0e} (--learner linear forces it)")
         ranks = [None] * self._fits_at(shape.labels, shape) + [
             r for r in RANKS if r < shape.labels // 2 and (r == RANKS[0] or self._fits_at(r, shape))]
+        self._top_rank = max([r for r in ranks if r is not None], default=RANKS[0])
         found = [Candidate(NAME, _describe(c, rank), {"c": c, "min_lines": MIN_LINES, "rank": rank})
                  for c in C_VALUES for rank in ranks]
         shown = ", ".join("full" if r is None else str(r) for r in ranks)
@@ -74,10 +77,23 @@ class LinearLearner:
         if key not in self._fits:
             self._fits = {key: self._coefficients(examples, p["c"], p["min_lines"])}
         vocabulary, used, weights, labels, label_counts = self._fits[key]
-        input_rows, output = _factorise(weights, p["rank"], len(labels))
+        input_rows, output = self._factorise(key, weights, p["rank"], len(labels))
         full = np.zeros((vocabulary.rows, input_rows.shape[1]), dtype=np.float32)
         full[used] = input_rows
         return FastTextModel(vocabulary, labels, full, output, label_counts)
+
+    def _factorise(self, key: tuple, weights: np.ndarray, rank: int | None, n_labels: int):
+        """(input rows, output matrix) whose product is `weights` (full rank) or its best rank-r
+        approximation, sliced from one truncated SVD at the highest rank the candidates ask for."""
+        if rank is None or rank >= n_labels:
+            return weights, np.eye(n_labels, dtype=np.float32)
+        if self._svd is None or self._svd[0] != key or self._svd[1].shape[1] < rank:
+            from sklearn.utils.extmath import randomized_svd
+
+            u, s, vt = randomized_svd(weights, n_components=max(rank, self._top_rank), n_iter=4, random_state=0)
+            self._svd = (key, (u * s).astype(np.float32), vt.T.astype(np.float32))
+        _, us, v = self._svd
+        return np.ascontiguousarray(us[:, :rank]), np.ascontiguousarray(v[:, :rank])
 
     def _coefficients(self, examples: list[Example], c: float, min_lines: int) -> tuple:
         started = time.monotonic()
@@ -137,13 +153,3 @@ def _fit_one(x: sparse.csr_matrix, y: np.ndarray, c: float) -> np.ndarray:
     # The dual solver: far faster here, where ids outnumber lines (60x on 2,400 Debian texts).
     model = LogisticRegression(C=c, solver="liblinear", dual=True, fit_intercept=False, max_iter=1000)
     return model.fit(x, y).coef_[0]
-
-
-def _factorise(weights: np.ndarray, rank: int | None, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(input rows, output matrix) whose product is `weights` (full rank) or its best rank-r approximation."""
-    if rank is None or rank >= n_labels:
-        return weights, np.eye(n_labels, dtype=np.float32)
-    from sklearn.utils.extmath import randomized_svd
-
-    u, s, vt = randomized_svd(weights, n_components=rank, n_iter=4, random_state=0)
-    return (u * s).astype(np.float32), vt.T.astype(np.float32)
