@@ -26,7 +26,7 @@ from training import fasttext_cli as ft
 from training import metrics as mt
 from training.dataset import read_examples
 from training.progress import logger
-from training.train import PREDICT_K
+from training.validation import PREDICT_K
 
 MIB = 2**20
 Q = {"retrain": True, "qnorm": True}

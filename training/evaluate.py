@@ -24,7 +24,8 @@ from training import metrics as mt
 from training import prepare
 from training.dataset import Example
 from training.progress import logger
-from training.train import PREDICT_K, output_paths
+from training.train import output_paths
+from training.validation import PREDICT_K
 
 log = logger("evaluate")
 

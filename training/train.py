@@ -30,9 +30,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
-from recommender import MAX_K
 from text_cleaning import clean_text
 from training import calibration, prepare, size_budget
 from training import fasttext_cli as ft
@@ -40,13 +37,13 @@ from training import metrics as mt
 from training.dataset import FORMATS, Example
 from training.learners import Candidate, DataShape, fasttext_supervised
 from training.learners.linear import LinearLearner
-from training.model_file import FastTextModel, table_sigmoid, write_model
+from training.model_file import FastTextModel, write_model
 from training.presets import auto_preset, get_preset
 from training.progress import logger
 from training.report import write_pr_figure, write_report
+from training.validation import PREDICT_K, Validation, criterion
 
 THREADS = 2
-PREDICT_K = MAX_K  # the deepest answer callers can ask the endpoint for
 TOP_LABELS = 20
 THRESHOLDS = [round(i * 0.05, 2) for i in range(0, 20)] + [0.99]
 
@@ -103,12 +100,6 @@ def output_paths(output: Path) -> dict:
         "report": stem.with_name(stem.name + ".report.md"),
         "figure": stem.with_name(stem.name + ".pr.png"),
     }
-
-
-def evaluate(binary: Path, model: Path, text_file: Path, gold: list[list[str]]) -> tuple[dict, list]:
-    """Headline metrics of `model` on the cleaned texts, and its top-PREDICT_K answers."""
-    predictions = ft.predict_prob(binary, model, text_file, PREDICT_K)
-    return mt.headline(gold, predictions), predictions
 
 
 def cross_check(binary: Path, model: Path, labelled_file: Path, gold: list[list[str]],
@@ -203,22 +194,19 @@ def data_source(args: argparse.Namespace) -> dict:
     }
 
 
-def choose_preset(name: str | None, own_data: bool, train: list[Example], label_count: int) -> tuple[str, dict]:
+def choose_preset(name: str | None, own_data: bool, shape: DataShape) -> tuple[str, dict]:
     """The preset asked for, or `auto` for the user's data and `default` for the bundled data."""
     name = name or ("auto" if own_data else "default")
     if name != "auto":
         return name, get_preset(name)
-    lines = [clean_text(e.text).split() for e in train]
-    words = {w for line in lines for w in line}
-    bigrams = {pair for line in lines for pair in zip(line, line[1:])}
-    preset, reasons = auto_preset(len(train), label_count, sum(map(len, lines)), len(words), len(bigrams))
+    preset, reasons = auto_preset(shape.examples, shape.labels, shape.tokens, shape.words, shape.bigrams)
     log("preset 'auto' for this data: " + "; ".join(reasons))
     return name, preset
 
 
-def fasttext_candidate(args: argparse.Namespace, train: list[Example], label_count: int) -> Candidate:
+def fasttext_candidate(args: argparse.Namespace, shape: DataShape) -> Candidate:
     """fastText with the preset asked for (or chosen for the data) and the command line's overrides."""
-    preset_name, preset = choose_preset(args.preset, args.train is not None, train, label_count)
+    preset_name, preset = choose_preset(args.preset, args.train is not None, shape)
     params = {**preset["train"], **parse_overrides(args.set)}
     qparams = preset.get("quantize")
     if args.quantize_set:
@@ -248,13 +236,13 @@ def data_shape(train: list[Example], label_count: int) -> DataShape:
     )
 
 
-def candidates_for(args: argparse.Namespace, train: list[Example], shape: DataShape,
+def candidates_for(args: argparse.Namespace, shape: DataShape,
                    linear_learner: LinearLearner) -> tuple[list[Candidate], list[str]]:
     """The candidates --learner asks for (fastText, the linear learner's, or both when they fit the
     data and the time budget), and what was decided about the linear learner."""
     found, notes = [], []
     if args.learner in ("auto", "fasttext"):
-        found.append(fasttext_candidate(args, train, shape.labels))
+        found.append(fasttext_candidate(args, shape))
     if args.learner in ("auto", "linear"):
         linear_candidates, reason = linear_learner.candidates(shape)
         if not linear_candidates and args.learner == "linear":
@@ -263,60 +251,6 @@ def candidates_for(args: argparse.Namespace, train: list[Example], shape: DataSh
         notes.append(reason)
         found += linear_candidates
     return found, notes
-
-
-def criterion(scores: dict) -> float:
-    """How candidates are ranked: the mean of validation P@1 and R@5, with calibrated probabilities."""
-    return (scores["p_at_1"] + scores["r_at_5"]) / 2
-
-
-class Validation:
-    """The validation split as every candidate is scored on it."""
-
-    def __init__(self, examples: list[Example], build: Path, binary: Path):
-        self.examples = examples
-        self.lines = [clean_text(e.text) for e in examples]
-        self.gold = [e.labels for e in examples]
-        self.binary = binary
-        self.text_file, self.labelled_file = build / "valid.text.txt", build / "valid.txt"
-        ft.write_text_file(examples, self.text_file)
-        ft.write_training_file(examples, self.labelled_file)
-
-    def truth(self, labels: list[str]) -> np.ndarray:
-        index = {label: i for i, label in enumerate(labels)}
-        y = np.zeros((len(self.gold), len(labels)), dtype=np.float32)
-        for i, tags in enumerate(self.gold):
-            y[i, [index[t] for t in tags if t in index]] = 1
-        return y
-
-    def calibrated(self, model: FastTextModel) -> tuple[float, dict, list]:
-        """The temperature fitted here, and the scores and answers of the model scaled by it."""
-        scores = model.scores(self.lines)
-        temperature = calibration.fit_temperature(scores, self.truth(model.labels))
-        predictions = self.top_answers(model.labels, table_sigmoid(scores * temperature))
-        uncalibrated = mt.calibration(self.gold, self.top_answers(model.labels, table_sigmoid(scores)))["ece"]
-        return temperature, {**self.scored(predictions), "ece_top5_uncalibrated": uncalibrated}, predictions
-
-    @staticmethod
-    def top_answers(labels: list[str], probabilities: np.ndarray) -> list:
-        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :PREDICT_K]
-        return [[(labels[j], float(probabilities[i, j])) for j in row] for i, row in enumerate(top)]
-
-    def scored(self, predictions: list) -> dict:
-        return {**mt.headline(self.gold, predictions), "ece_top5": mt.calibration(self.gold, predictions)["ece"],
-                "texts_tied_at_1": sum(1 for answer in predictions if len(answer) > 1 and answer[1][1] >= 1.0)}
-
-    def answers(self, model_file: Path, k: int = PREDICT_K) -> list:
-        return ft.predict_prob(self.binary, model_file, self.text_file, k)
-
-    def file_temperature(self, model_file: Path, labels: list[str]) -> float:
-        """The temperature of a model file's own answers (every label), fitted as for the candidates."""
-        index = {label: i for i, label in enumerate(labels)}
-        p = np.zeros((len(self.lines), len(labels)))
-        for i, answer in enumerate(self.answers(model_file, k=-1)):
-            for label, probability in answer:
-                p[i, index[label]] = probability
-        return calibration.fit_temperature(calibration.logits(p), self.truth(labels))
 
 
 def _baseline(train: list[Example], validation: Validation) -> dict:
@@ -359,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
         log(line)
     shape = data_shape(train_examples, len(label_counts))
     linear_learner = LinearLearner(args.threads, log)
-    candidates, learner_notes = candidates_for(args, train_examples, shape, linear_learner)
+    candidates, learner_notes = candidates_for(args, shape, linear_learner)
     budget = int(args.size_budget * size_budget.MIB)
     paths = output_paths(args.output)
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
