@@ -14,6 +14,9 @@ from training.dataset import Example
 from training.model_file import FastTextModel, table_sigmoid
 
 PREDICT_K = MAX_K  # the deepest answer callers can ask the endpoint for
+# Texts whose every label the quantized model is asked for, to fit its temperature again (every
+# label of 10,000 texts x 1,000 tags would be 10 million pairs in Python lists).
+TEMPERATURE_TEXTS = 2_000
 
 
 def criterion(scores: dict) -> float:
@@ -61,10 +64,14 @@ class Validation:
         return ft.predict_prob(self.binary, model_file, self.text_file, k)
 
     def file_temperature(self, model_file: Path, labels: list[str]) -> float:
-        """The temperature of a model file's own answers (every label), fitted as for the candidates."""
+        """The temperature of a model file's own answers (every label) on the first TEMPERATURE_TEXTS
+        validation texts, fitted as for the candidates."""
+        n = min(len(self.lines), TEMPERATURE_TEXTS)
+        sample = self.text_file.with_name("temperature.text.txt")
+        sample.write_text("".join(line + "\n" for line in self.lines[:n]), encoding="utf-8")
         index = {label: i for i, label in enumerate(labels)}
-        p = np.zeros((len(self.lines), len(labels)))
-        for i, answer in enumerate(self.answers(model_file, k=-1)):
+        p = np.zeros((n, len(labels)))
+        for i, answer in enumerate(ft.predict_prob(self.binary, model_file, sample, -1)):
             for label, probability in answer:
                 p[i, index[label]] = probability
-        return calibration.fit_temperature(calibration.logits(p), self.truth(labels))
+        return calibration.fit_temperature(calibration.logits(p), self.truth(labels)[:n])
