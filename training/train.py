@@ -34,6 +34,7 @@ from text_cleaning import clean_text
 from training import calibration, prepare, size_budget
 from training import fasttext_cli as ft
 from training import metrics as mt
+from training.baseline import baseline_predictions
 from training.dataset import FORMATS, Example
 from training.learners import Candidate, DataShape, fasttext_supervised
 from training.learners.linear import LinearLearner
@@ -255,8 +256,6 @@ def candidates_for(args: argparse.Namespace, shape: DataShape,
 
 def _baseline(train: list[Example], validation: Validation) -> dict:
     """TF-IDF 1-2 grams + one-vs-rest logistic regression (training/evaluate.py) on the same split."""
-    from training.evaluate import baseline_predictions
-
     log("baseline: TF-IDF 1-2 grams + one-vs-rest logistic regression on the same split")
     started = time.monotonic()
     _, predictions = baseline_predictions(train, validation.examples)
