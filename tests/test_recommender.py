@@ -100,15 +100,15 @@ def test_exclude_used_asks_for_every_label_only_when_the_top_falls_short(many, m
     (result,) = many.recommend(parse_request({"text": "w00 w01 #t00", "k": 5, "exclude_used": True}))
     hashtags = [r["hashtag"] for r in result["hashtags_recommended"]]
     assert len(hashtags) == 5 and "#t00" not in hashtags
-    assert many._all_labels is None  # the common case: one process, MAX_K labels
+    assert many.default._all_labels is None  # the common case: one process, MAX_K labels
     batch = many.recommend(parse_request({"texts": ["w00 #t00", TEXT], "k": MAX_K, "exclude_used": True}))
     for text, answer in zip(["w00 #t00", TEXT], batch):
         used = set(answer["hashtags_already_used"])
         expected = unused_with_a_chance(fasttext_binary, many_labels_model, text, used)[:MAX_K]
         assert answer["hashtags_recommended"] == expected
-    assert many._all_labels.pid is not None and many._all_labels.starts == 1
+    assert many.default._all_labels.pid is not None and many.default._all_labels.starts == 1
     many.recommend(parse_request({"text": TEXT, "k": MAX_K, "exclude_used": True}))
-    assert many._all_labels.starts == 1  # kept alive, like the main process
+    assert many.default._all_labels.starts == 1  # kept alive, like the main process
 
 
 def test_exclude_used_gives_fewer_than_k_only_when_the_model_has_no_more(many, many_labels_model, fasttext_binary):

@@ -17,8 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from fasttext_process import FastTextError
-from recommender import DEFAULT_K, MAX_K, MAX_TEXTS, InvalidRequest, RecommendationRequest, Recommender, parse_request
+from recommender import DEFAULT_K, MAX_K, MAX_TEXTS, InvalidRequest, ModelUnavailable, RecommendationRequest, Recommender, parse_request
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         for request in requests:
             for result in recommender.recommend(request):
                 print(json.dumps(result, ensure_ascii=False))
-    except FastTextError as e:
+    except ModelUnavailable as e:
         raise SystemExit(f"error: {e}") from None
     finally:
         recommender.close()
