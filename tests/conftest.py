@@ -115,3 +115,13 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self):
         return 10_000
+
+
+def function_url_event(body, method="POST", path="/recommendations", base64_encoded=False) -> dict:
+    """A Lambda function URL event (payload 2.0: rawPath without a stage, routeKey "$default"),
+    from the canonical fixture."""
+    event = load_event("function_url.json")
+    event["rawPath"] = path
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["body"], event["isBase64Encoded"] = _body(body, base64_encoded)
+    return event

@@ -76,6 +76,36 @@ def runtime_modules(root: Path = ROOT) -> set[str]:
     return {f"{name}.py" for name in seen}
 
 
+def listed_patterns() -> list[str]:
+    """package-files.txt: what ships in the zip, one serverless-style pattern per line."""
+    lines = (line.strip() for line in (ROOT / "package-files.txt").read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
+    table = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(table.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def files_the_list_ships(service: Path, extra: tuple[str, ...] = ()) -> set[str]:
+    """The service's files that package-files.txt (and `extra` patterns after it) include: the
+    last pattern that matches a file decides, as in serverless's package.patterns."""
+    patterns = [(p.startswith("!"), _glob_regex(p.lstrip("!"))) for p in [*listed_patterns(), *extra]]
+    shipped = set()
+    for path in service.rglob("*"):
+        rel = path.relative_to(service).as_posix()
+        if rel.startswith(("node_modules/", ".serverless/")) or not path.is_file():
+            continue
+        included = False
+        for negated, regex in patterns:
+            if regex.match(rel):
+                included = not negated
+        if included:
+            shipped.add(rel)
+    return shipped
+
+
 def static_files() -> set[str]:
     """The files handler.py serves as they are (the page and the contract)."""
     return {name for name, _ in STATIC_FILES.values()}
@@ -84,7 +114,8 @@ def static_files() -> set[str]:
 def make_service(dest: Path, model: Path) -> Path:
     """A copy of the project in `dest` that the CLI can package, invoke and serve."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "fasttext", *static_files()]:
+    for name in ["serverless.yml", "serverless.params.js", "package-files.txt", "package.json", "requirements.txt",
+                 "fasttext", *static_files()]:
         shutil.copy2(ROOT / name, dest / name)  # copy2 keeps fasttext's executable bit
     for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
         shutil.copy2(module, dest / module.name)
@@ -165,9 +196,13 @@ def packaged(service) -> zipfile.ZipFile:
         yield zf
 
 
-def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path) -> None:
+def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path, models: set[str] = frozenset()) -> None:
+    """The zip holds what package-files.txt lists (with the binary and model.bin), and that is
+    exactly handler.py's modules, the files it serves, the binary, the model and `models`."""
     modules = runtime_modules(service)
-    assert sorted(zf.namelist()) == sorted(modules | static_files() | {"fasttext", "model.bin"})
+    expected = modules | static_files() | {"fasttext", "model.bin"} | models
+    assert files_the_list_ships(service, ("fasttext", "model.bin")) == expected
+    assert sorted(zf.namelist()) == sorted(expected)
     for name in modules | static_files():
         assert zf.read(name) == (service / name).read_bytes(), name
     binary = zf.getinfo("fasttext")
