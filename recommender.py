@@ -78,8 +78,8 @@ def parse_request(body: object) -> RecommendationRequest:
         batch=batch,
         k=_valid_k(body.get("k", DEFAULT_K)),
         threshold=_valid_threshold(body.get("threshold", 0.0)),
-        exclude_used=_valid_flag(body.get("exclude_used", False), "exclude_used"),
-        explain=_valid_flag(body.get("explain", False), "explain"),
+        exclude_used=_valid_flag(body.get("exclude_used", False), "exclude_used", "invalid_exclude_used"),
+        explain=_valid_flag(body.get("explain", False), "explain", "invalid_explain"),
         model=_valid_model(body["model"]) if "model" in body else DEFAULT_MODEL,
     )
 
@@ -117,9 +117,9 @@ def _valid_threshold(threshold: object) -> float:
     return float(threshold)
 
 
-def _valid_flag(value: object, field: str) -> bool:
+def _valid_flag(value: object, field: str, code: str) -> bool:
     if not isinstance(value, bool):
-        raise InvalidRequest(f"invalid_{field}", f"{field} must be true or false")
+        raise InvalidRequest(code, f"{field} must be true or false")
     return value
 
 
