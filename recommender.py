@@ -78,8 +78,8 @@ def parse_request(body: object) -> RecommendationRequest:
         batch=batch,
         k=_valid_k(body.get("k", DEFAULT_K)),
         threshold=_valid_threshold(body.get("threshold", 0.0)),
-        exclude_used=_valid_flag(body.get("exclude_used", False), "exclude_used", "invalid_exclude_used"),
-        explain=_valid_flag(body.get("explain", False), "explain", "invalid_explain"),
+        exclude_used=_valid_exclude_used(body.get("exclude_used", False)),
+        explain=_valid_explain(body.get("explain", False)),
         model=_valid_model(body["model"]) if "model" in body else DEFAULT_MODEL,
     )
 
@@ -117,10 +117,16 @@ def _valid_threshold(threshold: object) -> float:
     return float(threshold)
 
 
-def _valid_flag(value: object, field: str, code: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidRequest(code, f"{field} must be true or false")
-    return value
+def _valid_exclude_used(exclude_used: object) -> bool:
+    if not isinstance(exclude_used, bool):
+        raise InvalidRequest("invalid_exclude_used", "exclude_used must be true or false")
+    return exclude_used
+
+
+def _valid_explain(explain: object) -> bool:
+    if not isinstance(explain, bool):
+        raise InvalidRequest("invalid_explain", "explain must be true or false")
+    return explain
 
 
 def _valid_model(name: object) -> str:
