@@ -53,7 +53,11 @@ DECOYS = [
     ".venv/bin/python",
     "__pycache__/handler.cpython-311.pyc",
     "build/fasttext-0.9.3/src/main.cc",
+    "models/README.txt",
+    "models/forum.bin.partial",
 ]
+# The named model the test service has beside its default model (models/NAME.bin).
+NAMED_MODELS = ("forum",)
 
 
 def runtime_modules(root: Path = ROOT) -> set[str]:
@@ -111,8 +115,9 @@ def static_files() -> set[str]:
     return {name for name, _ in STATIC_FILES.values()}
 
 
-def make_service(dest: Path, model: Path) -> Path:
-    """A copy of the project in `dest` that the CLI can package, invoke and serve."""
+def make_service(dest: Path, model: Path, named: dict[str, Path] | None = None) -> Path:
+    """A copy of the project in `dest` that the CLI can package, invoke and serve, with `named`
+    models as models/NAME.bin."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ["serverless.yml", "serverless.params.js", "package-files.txt", "package.json", "requirements.txt",
                  "fasttext", *static_files()]:
@@ -120,6 +125,9 @@ def make_service(dest: Path, model: Path) -> Path:
     for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
         shutil.copy2(module, dest / module.name)
     shutil.copyfile(model, dest / "model.bin")
+    for name, path in (named or {}).items():
+        (dest / "models").mkdir(exist_ok=True)
+        shutil.copyfile(path, dest / "models" / f"{name}.bin")
     (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
     mirrored = [
         p.name + ("/decoy.txt" if p.is_dir() else "")
@@ -187,7 +195,8 @@ def serverless_cli() -> Path:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, serverless_cli, fasttext_binary, tiny_model) -> Path:
-    return make_service(tmp_path_factory.mktemp("service") / "fasttext-serverless", tiny_model)
+    return make_service(tmp_path_factory.mktemp("service") / "fasttext-serverless", tiny_model,
+                        {name: tiny_model for name in NAMED_MODELS})
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +228,7 @@ def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path, models:
 
 def test_package_ships_exactly_the_runtime(packaged, service):
     assert {"handler.py", "recommender.py", "fasttext_process.py", "text_cleaning.py"} <= runtime_modules()
-    assert_ships_exactly_the_runtime(packaged, service)
+    assert_ships_exactly_the_runtime(packaged, service, {f"models/{name}.bin" for name in NAMED_MODELS})
 
 
 def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fasttext_binary):
