@@ -25,7 +25,12 @@ MAX_TEXT_CHARS = 20_000
 DEFAULT_TIMEOUT_SECONDS = 5.0
 ALL_LABELS = -1  # fastText's k for every label of the model
 DEFAULT_MODEL = "default"  # the name of model.bin (or MODEL_PATH, MODEL_S3_URI) in requests and answers
-MAX_EXPLAINED_WORDS = 200  # distinct words left out one at a time per text, the first ones of the text
+# Explanations: each text is asked again without each of its first 200 distinct words; a request
+# asks at most 1,000 such texts, of at most 500,000 words all together (about 0.7 s of fastText
+# at worst on one vCPU, measured in bench/explain.py), so that no batch can run into the timeout.
+MAX_EXPLAINED_WORDS = 200
+MAX_EXPLAINED_TEXTS = 1_000
+MAX_EXPLAINED_TOKENS = 500_000
 MAX_EXPLAINED_BY = 5  # words given per recommended hashtag
 _OPTION_FIELDS = {"k", "threshold", "exclude_used", "explain", "model"}
 
@@ -289,20 +294,25 @@ class Recommender:
     def _explain(self, served: ServedModel, cleaned: list[str], results: list[dict]) -> None:
         """Give each recommended hashtag the words whose leaving out lowers its probability most.
 
-        The model's own process answers every text again without each of its distinct words (the
-        first MAX_EXPLAINED_WORDS; a result says how many more it has), in one batch. A hashtag
-        missing from such an answer is below the process's MAX_K labels, so that text is asked
-        again of the process that answers with every label: each effect is the model's, exactly.
+        The model's own process answers every text again without each of its distinct words, in
+        one batch: the first MAX_EXPLAINED_WORDS of each text, within the request's budget of
+        MAX_EXPLAINED_TEXTS texts of MAX_EXPLAINED_TOKENS words (a result says how many of its
+        words were not left out). A hashtag missing from such an answer is below the process's
+        MAX_K labels, so that text is asked again of the process that answers with every label:
+        each effect is the model's, exactly.
         """
         left_out, lines = [], []  # (result, word), and the text without the word
+        texts_left, tokens_left = MAX_EXPLAINED_TEXTS, MAX_EXPLAINED_TOKENS
         for line, result in zip(cleaned, results):
             if not result["hashtags_recommended"]:
                 continue
             tokens = line.split(" ")
             words = list(dict.fromkeys(tokens))
-            if len(words) > MAX_EXPLAINED_WORDS:
-                result["words_not_explained"] = len(words) - MAX_EXPLAINED_WORDS
-            for word in words[:MAX_EXPLAINED_WORDS]:
+            explained = min(len(words), MAX_EXPLAINED_WORDS, texts_left, tokens_left // len(tokens))
+            texts_left, tokens_left = texts_left - explained, tokens_left - explained * len(tokens)
+            if explained < len(words):
+                result["words_not_explained"] = len(words) - explained
+            for word in words[:explained]:
                 left_out.append((result, word))
                 lines.append(" ".join(token for token in tokens if token != word))
         if not lines:

@@ -12,7 +12,15 @@ import pytest
 import handler
 from conftest import LambdaContext, function_url_event, rest_event
 from fasttext_process import FastTextProcess, parse_answer
-from recommender import MAX_EXPLAINED_BY, MAX_EXPLAINED_WORDS, MAX_K, Recommender, parse_request
+from recommender import (
+    MAX_EXPLAINED_BY,
+    MAX_EXPLAINED_TEXTS,
+    MAX_EXPLAINED_TOKENS,
+    MAX_EXPLAINED_WORDS,
+    MAX_K,
+    Recommender,
+    parse_request,
+)
 from test_recommender import many_labels_model  # noqa: F401 (a fixture)
 from text_cleaning import clean_text
 
@@ -178,3 +186,28 @@ def test_on_the_real_model_the_first_word_lowers_the_top_hashtag_by_its_effect(f
         assert round(full[top["hashtag"]] - reduced[top["hashtag"]], 6) == first["effect"] > 0
         checked += 1
     assert checked >= 15, f"only {checked} of 20 texts had a word explaining their top hashtag"
+
+
+def test_a_batch_explains_within_the_requests_budget_and_says_what_it_left(app):
+    words = "python pip module script sound music player mp3 http server browser proxy compiler linker header"
+    assert len(words.split()) == 15
+    status, body = call(app, rest_event({"texts": [words] * 100, "explain": True}))
+    assert status == 200
+    left = [r.get("words_not_explained", 0) for r in body["results"]]
+    full = MAX_EXPLAINED_TEXTS // 15
+    assert left == [0] * full + [15 - MAX_EXPLAINED_TEXTS % 15] + [15] * (99 - full)
+    assert all(r["explained_by"] for r in body["results"][0]["hashtags_recommended"])
+    assert all(r["explained_by"] == [] for r in body["results"][-1]["hashtags_recommended"])
+
+
+def test_long_texts_explain_within_the_requests_word_budget(app):
+    tokens = 3000
+    text = " ".join(["python pip module sound music player"] * (tokens // 6)) + " " + " ".join(
+        f"w{i}" for i in range(MAX_EXPLAINED_WORDS))
+    length = len(clean_text(text).split(" "))
+    status, body = call(app, rest_event({"texts": [text, text], "explain": True}))
+    assert status == 200
+    distinct = 6 + MAX_EXPLAINED_WORDS
+    first = min(MAX_EXPLAINED_WORDS, MAX_EXPLAINED_TOKENS // length)
+    second = min(MAX_EXPLAINED_WORDS, (MAX_EXPLAINED_TOKENS - first * length) // length)
+    assert [r["words_not_explained"] for r in body["results"]] == [distinct - first, distinct - second]
