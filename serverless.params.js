@@ -280,6 +280,7 @@ class PackageLimits {
           `${megabytes(MAX_ZIPPED_BYTES)} for a direct upload), ${megabytes(unzipped)} unzipped ` +
           `(${megabytes(MAX_UNZIPPED_BYTES - unzipped)} left of ${megabytes(MAX_UNZIPPED_BYTES)})`;
         if (zipped > MAX_ZIPPED_BYTES || unzipped > MAX_UNZIPPED_BYTES) {
+          fs.unlinkSync(artifact); // so that no `deploy --package` can ship it
           refuse(`The package is too big for Lambda: ${summary}. Keep large models in S3 (modelS3Uri, ` +
             'modelsS3Prefix; docs/DEPLOYMENT.md), or quantize them.');
         }

@@ -241,6 +241,34 @@ def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fastt
     assert size <= MAX_ZIP_BYTES, f"the zip has {size / 2**20:.1f} MiB; keep it within {MAX_ZIP_BYTES // 2**20} MiB"
 
 
+@pytest.mark.slow
+def test_package_says_how_much_room_is_left_under_lambdas_limits(service, packaged):
+    output = run_cli(service, "package").stdout
+    match = re.search(r"Package: ([\d.]+) MB zipped \(([\d.]+) MB left of Lambda's 50\.0 MB for a direct upload\), "
+                      r"([\d.]+) MB unzipped \(([\d.]+) MB left of 250\.0 MB\)", output)
+    assert match, output
+    with zipfile.ZipFile(service / ".serverless" / ZIP_NAME) as zf:
+        unzipped = sum(info.file_size for info in zf.infolist())
+    zipped = (service / ".serverless" / ZIP_NAME).stat().st_size
+    mb = 2**20
+    assert [float(g) for g in match.groups()] == [round(zipped / mb, 1), round(50 - zipped / mb, 1),
+                                                  round(unzipped / mb, 1), round(250 - unzipped / mb, 1)]
+
+
+@pytest.mark.slow
+def test_package_over_lambdas_limit_is_refused_and_not_left_behind(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / "fasttext-serverless", tiny_model)
+    (service / "models").mkdir()
+    (service / "models" / "huge.bin").write_bytes(os.urandom(51 * 2**20))  # random: it does not compress
+    result = subprocess.run([str(SERVERLESS), "package"], cwd=service, env=cli_env(), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "The package is too big for Lambda:" in output and "left of Lambda's 50.0 MB" in output, output
+    assert "Keep large models in S3" in output
+    assert not (service / ".serverless" / ZIP_NAME).exists()
+
+
 def test_package_template_describes_the_function_and_its_routes(packaged, service):
     template = json.loads((service / ".serverless" / "cloudformation-template-update-stack.json").read_text())
     resources = template["Resources"]
@@ -305,6 +333,19 @@ def test_invoke_local_recommends(service):
     assert response["headers"]["Content-Type"] == "application/json"
     body = json.loads(response["body"])
     assert body["hashtags_recommended"][0]["hashtag"] == "#python"
+
+
+@pytest.mark.slow
+def test_invoke_local_answers_a_function_url_event_with_the_model_it_names(service):
+    from conftest import function_url_event
+
+    response = invoke_local(service, function_url_event({"text": PYTHON_TEXT, "model": "forum", "explain": True}))
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    assert body["model"] == "forum" and body["hashtags_recommended"][0]["hashtag"] == "#python"
+    assert body["hashtags_recommended"][0]["explained_by"]
+    response = invoke_local(service, function_url_event(None, method="GET", path="/health"))
+    assert [m["name"] for m in json.loads(response["body"])["models"]] == ["default", *NAMED_MODELS]
 
 
 def test_invoke_local_reports_a_bad_request(service):
@@ -471,6 +512,16 @@ def test_offline_health_keeps_one_warm_fasttext_process(offline, tiny_model):
     # The same Python worker and fastText process answer every request, as in a warm container.
     assert answers[0]["fasttext"]["pid"] == answers[1]["fasttext"]["pid"]
     assert answers[0]["fasttext"]["starts"] == answers[1]["fasttext"]["starts"] == 1
+
+
+@pytest.mark.slow
+def test_offline_answers_with_the_named_model_and_refuses_unknown_ones(offline):
+    status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT, "model": "forum"}).encode())
+    assert status == 200 and json.loads(raw)["model"] == "forum", raw
+    status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT, "model": "news"}).encode())
+    assert status == 400 and json.loads(raw)["error"]["code"] == "unknown_model"
+    listed = json.loads(request(offline.url + "/health")[2])["models"]
+    assert [(m["name"], m["running"]) for m in listed] == [("default", True), ("forum", True)]
 
 
 def test_offline_answers_cors_preflight(offline):
