@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 sys.path.insert(0, str(benchlib.REPO))
+from fasttext_process import FastTextProcess  # noqa: E402
 from recommender import (  # noqa: E402
     MAX_EXPLAINED_TEXTS,
     MAX_EXPLAINED_TOKENS,
@@ -31,7 +32,6 @@ from recommender import (  # noqa: E402
     Recommender,
     parse_request,
 )
-from fasttext_process import FastTextProcess  # noqa: E402
 from text_cleaning import clean_text  # noqa: E402
 
 

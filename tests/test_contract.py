@@ -22,8 +22,8 @@ from test_serverless import (  # noqa: F401 (offline, service and serverless_cli
     ROOT,
     ROUTES,
     offline,
-    service,
     serverless_cli,
+    service,
 )
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")

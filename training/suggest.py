@@ -17,7 +17,16 @@ import os
 import sys
 from pathlib import Path
 
-from recommender import DEFAULT_K, MAX_K, MAX_TEXTS, InvalidRequest, ModelUnavailable, RecommendationRequest, Recommender, parse_request
+from recommender import (
+    DEFAULT_K,
+    MAX_K,
+    MAX_TEXTS,
+    InvalidRequest,
+    ModelUnavailable,
+    RecommendationRequest,
+    Recommender,
+    parse_request,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
