@@ -111,10 +111,10 @@ function s3ObjectArn(bucketAndKey) {
 // checksum); and the named models' S3 prefix and checksums when given.
 async function modelEnvironment({ resolveVariable }) {
   const uri = await modelS3Uri(resolveVariable);
+  const digest = await modelSha256(resolveVariable); // checked even when unused: a typo is refused
   const environment = {};
   if (uri) {
     environment.MODEL_S3_URI = uri;
-    const digest = await modelSha256(resolveVariable);
     if (digest) environment.MODEL_SHA256 = digest;
   } else {
     environment.MODEL_PATH = await bundledModel(resolveVariable);
