@@ -168,12 +168,18 @@ def test_a_broken_named_model_fails_only_the_requests_that_name_it(app, tmp_path
     assert call(app, rest_event({"text": "kernel", "model": "other"}))[0] == 200
 
 
-def test_models_dir_defaults_to_models_beside_the_handler(monkeypatch, lambda_env):
+def test_models_dir_defaults_to_models_beside_the_handler(monkeypatch, lambda_env, models_dir, tmp_path):
+    """Without MODELS_DIR, models/ in the package root (recommender.HERE, /var/task on Lambda)."""
+    import recommender
+
     monkeypatch.delenv("MODELS_DIR", raising=False)
-    recommender = Recommender.from_environment()
-    folder = Path(handler.__file__).parent / "models"
-    expected = sorted(p.stem for p in folder.glob("*.bin")) if folder.is_dir() else []
-    assert sorted(recommender.models) == sorted(["default", *expected])
+    monkeypatch.setattr(recommender, "HERE", str(tmp_path))
+    assert list(Recommender.from_environment().models) == ["default"]  # no models/ folder: none
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "news.bin").write_bytes((models_dir / "other.bin").read_bytes())
+    served = Recommender.from_environment().models
+    assert list(served) == ["default", "news"]
+    assert served["news"].process.model_path == str(tmp_path / "models" / "news.bin")
 
 
 def test_a_models_dir_entry_named_default_does_not_replace_the_default(tmp_path, monkeypatch, lambda_env, models_dir):
