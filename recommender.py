@@ -5,7 +5,7 @@ import functools
 import os
 from dataclasses import dataclass
 
-from fasttext_process import FASTTEXT_VERSION, FastTextError, FastTextProcess, read_model_header
+from fasttext_process import FASTTEXT_VERSION, FastTextError, FastTextProcess, probabilities_of, read_model_header
 from model_source import (
     BundledModel,
     ModelSourceError,
@@ -157,11 +157,21 @@ class ServedModel:
         self.source.local_path()
         return self.process.predict(lines, limit)
 
+    def answer_lines(self, lines: list[str]) -> list[str]:
+        self.source.local_path()
+        return self.process.answer_lines(lines)
+
     def predict_all_labels(self, lines: list[str]) -> list[list[tuple[str, float]]]:
+        return self._all_labels_process().predict(lines)
+
+    def all_label_lines(self, lines: list[str]) -> list[str]:
+        return self._all_labels_process().answer_lines(lines)
+
+    def _all_labels_process(self) -> FastTextProcess:
         if self._all_labels is None:
             p = self.process
             self._all_labels = FastTextProcess(p.binary_path, p.model_path, k=ALL_LABELS, timeout=p.timeout)
-        return self._all_labels.predict(lines)
+        return self._all_labels
 
     def close(self) -> None:
         self.process.close()
@@ -253,7 +263,7 @@ class Recommender:
             answers = self._answers(served, cleaned, used, request)
             results = [self._result(tags, answer, request) for tags, answer in zip(used, answers)]
             if request.explain:
-                self._explain(served, cleaned, results)
+                self._explain(served, cleaned, answers, results)
         except (FastTextError, ModelSourceError) as e:
             raise ModelUnavailable(str(e)) from None
         return results
@@ -291,7 +301,7 @@ class Recommender:
         skip = set(used)
         return sum(_hashtag(label) not in skip for label, _ in answer) < request.k
 
-    def _explain(self, served: ServedModel, cleaned: list[str], results: list[dict]) -> None:
+    def _explain(self, served: ServedModel, cleaned: list[str], answers: list[list], results: list[dict]) -> None:
         """Give each recommended hashtag the words whose leaving out lowers its probability most.
 
         The model's own process answers every text again without each of its distinct words, in
@@ -301,11 +311,13 @@ class Recommender:
         MAX_K labels, so that text is asked again of the process that answers with every label:
         each effect is the model's, exactly.
         """
-        left_out, lines = [], []  # (result, word), and the text without the word
+        left_out, lines = [], []  # (result, labels of its hashtags, word), and the text without the word
         texts_left, tokens_left = MAX_EXPLAINED_TEXTS, MAX_EXPLAINED_TOKENS
-        for line, result in zip(cleaned, results):
+        for line, answer, result in zip(cleaned, answers, results):
             if not result["hashtags_recommended"]:
                 continue
+            label_of = {_hashtag(label): label for label, _ in answer}
+            labels = [label_of[r["hashtag"]] for r in result["hashtags_recommended"]]
             tokens = line.split(" ")
             words = list(dict.fromkeys(tokens))
             explained = min(len(words), MAX_EXPLAINED_WORDS, texts_left, tokens_left // len(tokens))
@@ -313,26 +325,23 @@ class Recommender:
             if explained < len(words):
                 result["words_not_explained"] = len(words) - explained
             for word in words[:explained]:
-                left_out.append((result, word))
+                left_out.append((result, labels, word))
                 lines.append(" ".join(token for token in tokens if token != word))
         if not lines:
             return
-        probabilities = [{_hashtag(label): p for label, p in answer} for answer in served.predict(lines)]
-        short = [
-            i for i, (result, _) in enumerate(left_out)
-            if len(probabilities[i]) >= served.process.k
-            and any(r["hashtag"] not in probabilities[i] for r in result["hashtags_recommended"])
-        ]
+        found = [probabilities_of(answer, labels) for answer, (_, labels, _) in zip(served.answer_lines(lines), left_out)]
+        # A label missing from a full answer is below the process's top MAX_K: ask for every label.
+        short = [i for i, (reduced, held) in enumerate(found) if held >= served.process.k and len(reduced) < len(left_out[i][1])]
         if short:
-            for i, answer in zip(short, served.predict_all_labels([lines[i] for i in short])):
-                probabilities[i] = {_hashtag(label): p for label, p in answer}
+            for i, answer in zip(short, served.all_label_lines([lines[i] for i in short])):
+                found[i] = probabilities_of(answer, left_out[i][1])
         for result in results:
             for recommended in result["hashtags_recommended"]:
                 recommended["explained_by"] = []
-        for (result, word), reduced in zip(left_out, probabilities):
-            for recommended in result["hashtags_recommended"]:
+        for (result, labels, word), (reduced, _) in zip(left_out, found):
+            for recommended, label in zip(result["hashtags_recommended"], labels):
                 # Absent from an answer with every label: the model gives it 0 there.
-                effect = round(recommended["probability"] - reduced.get(recommended["hashtag"], 0.0), 6)
+                effect = round(recommended["probability"] - reduced.get(label, 0.0), 6)
                 if effect > 0:
                     recommended["explained_by"].append((effect, word))
         for result in results:

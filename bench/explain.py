@@ -94,8 +94,8 @@ def main() -> None:
     texts = benchlib.load_texts(args.texts)
     recommender = Recommender.from_environment()
     every_label_asks = []
-    real = recommender.default.predict_all_labels
-    recommender.default.predict_all_labels = lambda lines: every_label_asks.append(len(lines)) or real(lines)
+    real = recommender.default.all_label_lines
+    recommender.default.all_label_lines = lambda lines: every_label_asks.append(len(lines)) or real(lines)
     try:
         for text in texts[:20]:  # warm up: processes started, caches filled
             timed(recommender, {"text": text, "explain": True})
