@@ -26,8 +26,8 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 ALL_LABELS = -1  # fastText's k for every label of the model
 DEFAULT_MODEL = "default"  # the name of model.bin (or MODEL_PATH, MODEL_S3_URI) in requests and answers
 # Explanations: each text is asked again without each of its first 200 distinct words; a request
-# asks at most 1,000 such texts, of at most 500,000 words all together (0.34 s at worst with the
-# default model on one CPU, bench/explain.py), so that no batch comes near the timeout.
+# asks at most 1,000 such texts, of at most 500,000 words all together (0.3 to 0.5 s at worst with
+# the default model on this build's shared CPUs, bench/explain.py), far from the timeout.
 MAX_EXPLAINED_WORDS = 200
 MAX_EXPLAINED_TEXTS = 1_000
 MAX_EXPLAINED_TOKENS = 500_000
