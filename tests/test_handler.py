@@ -11,7 +11,7 @@ import pytest
 import handler
 from handler import ROUTES
 from recommender import Recommender
-from support import ROOT, LambdaContext, http_event, rest_event
+from support import ROOT, LambdaContext, function_url_event, http_event, rest_event
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def assert_error(status, body, expected_status, code):
     assert body["error"]["request_id"] == LambdaContext().aws_request_id
 
 
-@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+@pytest.mark.parametrize("make_event", [rest_event, http_event, function_url_event], ids=["rest_v1", "http_v2", "url"])
 def test_recommends_for_one_text(app, make_event):
     status, body = call(app, make_event({"text": "My #Python script needs a pip module #python"}))
     assert status == 200
@@ -59,12 +59,42 @@ def test_recommends_for_one_text(app, make_event):
     assert all(r["hashtag"].startswith("#") and "__label__" not in r["hashtag"] for r in recommended)
 
 
+@pytest.mark.parametrize("route_key", ["$default", None], ids=["route_key_default", "no_route_key"])
+def test_function_url_event_is_answered_on_every_route(app, route_key):
+    """A function URL sends every path to the function, with rawPath as the caller wrote it (no
+    stage) and routeKey "$default" (or none): each route answers as behind API Gateway."""
+
+    def url_event(body, method, path):
+        event = function_url_event(body, method=method, path=path)
+        if route_key is None:
+            del event["routeKey"], event["requestContext"]["routeKey"]
+        return event
+
+    response = app.tagRecommendations(url_event({"text": "sound music player"}, "POST", "/recommendations"), LambdaContext())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["hashtags_recommended"][0]["hashtag"] == "#audio"
+    response = app.tagRecommendations(url_event(None, "GET", "/health"), LambdaContext())
+    assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "ok"
+    response = app.tagRecommendations(url_event(None, "GET", "/openapi.json"), LambdaContext())
+    assert response["statusCode"] == 200 and json.loads(response["body"])["paths"].keys() == ROUTES.keys()
+    response = app.tagRecommendations(url_event(None, "GET", "/"), LambdaContext())
+    assert response["statusCode"] == 200 and response["headers"]["Content-Type"].startswith("text/html")
+    response = app.tagRecommendations(url_event(None, "HEAD", "/health"), LambdaContext())
+    assert response["statusCode"] == 200
+    status, body = call(app, url_event({"text": "python"}, "PUT", "/recommendations"))
+    assert_error(status, body, 405, "method_not_allowed")
+    status, body = call(app, url_event(None, "GET", "/dev/health"))  # a function URL has no stage
+    assert_error(status, body, 404, "not_found")
+    status, body = call(app, url_event(None, "GET", "/favicon.ico"))
+    assert_error(status, body, 404, "not_found")
+
+
 def test_direct_invocation_takes_the_request_object_itself(app):
     status, body = call(app, {"text": "sound music player"})
     assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#audio"
 
 
-@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+@pytest.mark.parametrize("make_event", [rest_event, http_event, function_url_event], ids=["rest_v1", "http_v2", "url"])
 def test_base64_body(app, make_event):
     status, body = call(app, make_event({"text": "http server browser"}, base64_encoded=True))
     assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#web"
@@ -163,6 +193,15 @@ def test_text_full_of_newlines_cannot_desynchronise_later_requests(app):
         ('{"text": "a", "threshold": false}', 400, "invalid_threshold"),
         ('{"text": "a", "exclude_used": "yes"}', 400, "invalid_exclude_used"),
         ('{"text": "a", "exclude_used": 1}', 400, "invalid_exclude_used"),
+        ('{"text": "a", "explain": "true"}', 400, "invalid_explain"),
+        ('{"text": "a", "explain": 1}', 400, "invalid_explain"),
+        ('{"text": "a", "explain": null}', 400, "invalid_explain"),
+        ('{"text": "a", "model": ""}', 400, "invalid_model"),
+        ('{"text": "a", "model": "../model"}', 400, "invalid_model"),
+        ('{"text": "a", "model": "' + "m" * 65 + '"}', 400, "invalid_model"),
+        ('{"text": "a", "model": 7}', 400, "invalid_model"),
+        ('{"text": "a", "model": null}', 400, "invalid_model"),
+        ('{"text": "a", "model": "forum"}', 400, "unknown_model"),
         ('{"text": "a", "lang": "en"}', 400, "unknown_field"),
         ('{"text": "' + "a" * 20_001 + '"}', 413, "text_too_long"),
         ('{"texts": ["b", "' + "a" * 20_001 + '"]}', 413, "text_too_long"),
