@@ -115,6 +115,19 @@ class FastTextProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def running(self) -> bool:
+        """Whether the child is started and alive (one that died is restarted by the next request)."""
+        proc = self._proc
+        return proc is not None and proc.poll() is None
+
+    def check_binary(self) -> None:
+        """Raise FastTextUnavailable when the binary could not be started; starts nothing."""
+        if not os.path.isfile(self.binary_path):
+            raise FastTextUnavailable(f"fastText binary {self.binary_path} is missing")
+        if not os.access(self.binary_path, os.X_OK):
+            raise FastTextUnavailable(f"fastText binary {self.binary_path} is not executable")
+
     def predict(self, lines: list[str], limit: int | None = None) -> list[list[tuple[str, float]]]:
         """Answer each line (one cleaned text, no newline) with its top-k (label, probability) pairs.
 
@@ -159,10 +172,7 @@ class FastTextProcess:
         return self._proc
 
     def _start(self) -> subprocess.Popen:
-        if not os.path.isfile(self.binary_path):
-            raise FastTextUnavailable(f"fastText binary {self.binary_path} is missing")
-        if not os.access(self.binary_path, os.X_OK):
-            raise FastTextUnavailable(f"fastText binary {self.binary_path} is not executable")
+        self.check_binary()
         read_model_header(self.model_path)
         proc = subprocess.Popen(
             [self.binary_path, "predict-prob", self.model_path, "-", str(self.k)],

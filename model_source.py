@@ -37,6 +37,8 @@ def file_sha256(path: str) -> str:
 class BundledModel:
     """The model.bin shipped in the deployment package (or any local path)."""
 
+    fetched = True  # always in the package
+
     def __init__(self, path: str):
         self.path = path
 
@@ -64,6 +66,11 @@ class S3Model:
                 self._download()
                 self._ready = True
         return self.path
+
+    @property
+    def fetched(self) -> bool:
+        """Whether this container has downloaded and verified the model (local_path() does)."""
+        return self._ready
 
     def describe(self) -> dict:
         return {"source": self.uri, "path": self.path, "expected_sha256": self.expected_sha256}

@@ -179,16 +179,30 @@ class ServedModel:
             self._all_labels.close()
 
     def summary(self) -> dict:
-        """Name, checksum, labels and whether its process runs; read from the file when it is here
-        (a model in S3 not fetched yet: its expected checksum, labels unknown). Starts nothing."""
-        path = self.process.model_path
+        """Name, checksum, labels, whether it is fetched and its process runs; read from the file
+        when this container has it (a model in S3 not fetched yet: its expected checksum, labels
+        unknown). Starts and downloads nothing."""
+        path, fetched = self.process.model_path, self.source.fetched
         sha256, labels = getattr(self.source, "expected_sha256", None), None
-        if os.path.isfile(path):
+        if fetched and os.path.isfile(path):
             sha256 = self.digest()
             with contextlib.suppress(FastTextError):  # not a model: it fails when asked, with why
                 labels = read_model_header(path).labels
-        return {"name": self.name, "source": self.source.describe()["source"], "sha256": sha256,
-                "labels": labels, "running": self.process.pid is not None}
+        return {"name": self.name, "source": self.source.describe()["source"], "fetched": fetched,
+                "sha256": sha256, "labels": labels, "running": self.process.running}
+
+    def details(self) -> dict:
+        """The model in full: its source, and its file's checksum, size and header once this
+        container has the file (null until then). Starts and downloads nothing; raises
+        FastTextError when the file it has is missing or no fastText model."""
+        facts = {**self.source.describe(), "fetched": self.source.fetched,
+                 "sha256": None, "bytes": None, "labels": None, "words": None, "dim": None}
+        if self.source.fetched:
+            path = self.process.model_path
+            header = read_model_header(path)
+            facts.update(sha256=self.digest(), bytes=os.path.getsize(path),
+                         labels=header.labels, words=header.words, dim=header.dim)
+        return facts
 
     def digest(self) -> str:
         """sha256 of the model file, recomputed only when the file changes."""
@@ -368,30 +382,24 @@ class Recommender:
         return {"hashtags_already_used": used, "hashtags_recommended": recommended, "model": request.model}
 
     def health(self) -> dict:
-        """Describe the default model and binary and prove its process answers; list every model
-        of the deployment without starting any other process."""
+        """Describe the default model and binary, and list every model of the deployment, from
+        what this container already has: no fastText process is started, nothing downloaded.
+
+        Raises ModelUnavailable when the binary, or the default model file the container has,
+        could not serve a request."""
         default = self.default
         try:
-            default.source.local_path()
-            model_path = default.process.model_path
-            header = read_model_header(model_path)
-            default.process.predict(["health check"])
-            models = [served.summary() for served in self.models.values()]
-        except (FastTextError, ModelSourceError) as e:
+            default.process.check_binary()
+            model = default.details()
+        except FastTextError as e:
             raise ModelUnavailable(str(e)) from None
+        running = default.process.running
         return {
             "status": "ok",
-            "model": {
-                **default.source.describe(),
-                "path": model_path,
-                "sha256": default.digest(),
-                "bytes": os.path.getsize(model_path),
-                "labels": header.labels,
-                "words": header.words,
-                "dim": header.dim,
-            },
-            "models": models,
-            "fasttext": {"version": FASTTEXT_VERSION, "pid": default.process.pid, "starts": default.process.starts},
+            "model": model,
+            "models": [served.summary() for served in self.models.values()],
+            "fasttext": {"version": FASTTEXT_VERSION, "pid": default.process.pid if running else None,
+                         "starts": default.process.starts},
         }
 
 

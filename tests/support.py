@@ -286,6 +286,20 @@ def live_processes_in_group(pgid: int) -> list[str]:
     return live
 
 
+def fasttext_children(model: Path) -> dict[int, str]:
+    """pid -> the k argument of each running `fasttext predict-prob MODEL - k` child of this process."""
+    children = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (proc / "cmdline").read_bytes().split(b"\0")[:-1]
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and argv[1:4] == [b"predict-prob", str(model).encode(), b"-"]:
+            children[int(proc.name)] = argv[4].decode()
+    return children
+
+
 class OfflineServer:
     """`serverless offline start` on free loopback ports, in a process group of its own."""
 

@@ -11,7 +11,7 @@ import pytest
 import handler
 from handler import ROUTES
 from recommender import Recommender
-from support import ROOT, LambdaContext, function_url_event, http_event, rest_event
+from support import ROOT, LambdaContext, fasttext_children, function_url_event, http_event, rest_event
 
 
 @pytest.fixture
@@ -360,9 +360,51 @@ def test_health_describes_model_and_binary(app, tiny_model):
     assert status == 200 and body_v2["model"] == body["model"]
 
 
+def test_health_on_a_fresh_function_starts_no_fasttext_process_and_a_recommendation_then_does(app, tiny_model):
+    status, body = call(app, rest_event(None, method="GET", path="/health"))
+    assert status == 200 and body["status"] == "ok"
+    assert fasttext_children(tiny_model) == {}
+    assert body["fasttext"]["pid"] is None and body["fasttext"]["starts"] == 0
+    assert body["models"] == [{"name": "default", "source": "bundled", "fetched": True, "sha256": body["model"]["sha256"],
+                               "labels": 4, "running": False}]
+    assert call(app, rest_event(None, method="HEAD", path="/health"))[0] == 200
+    assert fasttext_children(tiny_model) == {}
+
+    assert call(app, rest_event({"text": "python pip module"}))[0] == 200
+    (pid,) = fasttext_children(tiny_model)
+    status, body = call(app, rest_event(None, method="GET", path="/health"))
+    assert body["fasttext"]["pid"] == pid and body["fasttext"]["starts"] == 1
+    assert body["models"][0]["running"] is True
+    assert list(fasttext_children(tiny_model)) == [pid]  # health asked nothing of it
+
+
+def test_health_says_when_the_fasttext_process_died_and_the_next_request_restarts_it(app, tiny_model):
+    assert call(app, rest_event({"text": "python"}))[0] == 200
+    (pid,) = fasttext_children(tiny_model)
+    os.kill(pid, signal.SIGKILL)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped by its Popen
+    body = call(app, rest_event(None, method="GET", path="/health"))[1]
+    assert body["models"][0]["running"] is False and body["fasttext"]["pid"] is None
+    assert fasttext_children(tiny_model) == {}  # health did not restart it
+    assert call(app, rest_event({"text": "python"}))[0] == 200
+    body = call(app, rest_event(None, method="GET", path="/health"))[1]
+    assert body["models"][0]["running"] is True and body["fasttext"]["starts"] == 2
+
+
 def test_health_reports_503_when_model_is_missing(app, tmp_path, monkeypatch):
     monkeypatch.setattr(app.recommender.process, "model_path", str(tmp_path / "gone.bin"))
     assert_error(*call(app, rest_event(None, method="GET", path="/health")), 503, "model_unavailable")
+
+
+@pytest.mark.parametrize("problem", ["missing", "not executable"])
+def test_health_reports_503_when_the_binary_could_not_start(app, tmp_path, monkeypatch, problem):
+    binary = tmp_path / "fasttext"
+    if problem == "not executable":
+        binary.write_bytes(b"\x7fELF")
+    monkeypatch.setattr(app.recommender.process, "binary_path", str(binary))
+    status, body = call(app, rest_event(None, method="GET", path="/health"))
+    assert_error(status, body, 503, "model_unavailable")
+    assert f"fastText binary {binary} is {problem}" in body["error"]["message"]
 
 
 def test_one_structured_log_line_per_request_without_the_text(app, logs):

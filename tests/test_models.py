@@ -145,12 +145,14 @@ def test_health_lists_every_model_without_starting_their_processes(app, models_d
         assert listed[name]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert listed[name]["source"] == "bundled"
     assert [listed[n]["labels"] for n in listed] == [len(TINY_TOPICS), len(TINY_TOPICS), len(OTHER_TOPICS)]
-    assert listed["default"]["running"] is True  # health proves the default model answers
-    assert listed["forum"]["running"] is False and listed["other"]["running"] is False
-    assert app.recommender.models["forum"].process.pid is None
+    assert all(listed[n]["fetched"] is True and listed[n]["running"] is False for n in listed)
+    assert all(served.process.pid is None for served in app.recommender.models.values())
     call(app, rest_event({"text": "python", "model": "other"}))
     listed = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
-    assert listed["other"]["running"] is True and listed["forum"]["running"] is False
+    assert [listed[n]["running"] for n in listed] == [False, False, True]
+    call(app, rest_event({"text": "python"}))
+    listed = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
+    assert [listed[n]["running"] for n in listed] == [True, False, True]
 
 
 def test_a_broken_named_model_fails_only_the_requests_that_name_it(app, tmp_path, monkeypatch):

@@ -1,7 +1,6 @@
 """How recommender.py shapes fastText's answers, with real models that have more labels than
 the tiny one: exclude_used still gives up to k, and hashtags the model gives no chance are noise."""
 
-import os
 import random
 import subprocess
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 
 from fasttext_process import FastTextProcess, parse_answer
 from recommender import MAX_K, Recommender, parse_request
-from support import MANY_LABELS, train_supervised
+from support import MANY_LABELS, fasttext_children, train_supervised
 from text_cleaning import clean_text
 
 
@@ -69,20 +68,6 @@ def test_exclude_used_fills_up_to_k_from_every_label_when_used_hashtags_fill_the
     assert len(unused_in_top) < len(expected)
     (result,) = many.recommend(parse_request({"text": TEXT, "k": MAX_K, "exclude_used": True}))
     assert result["hashtags_recommended"] == expected
-
-
-def fasttext_children(model: Path) -> dict[int, str]:
-    """pid -> the k argument of each running `fasttext predict-prob MODEL - k` child of this process."""
-    children = {}
-    for proc in Path("/proc").iterdir():
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argv = (proc / "cmdline").read_bytes().split(b"\0")[:-1]
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == os.getpid() and argv[1:4] == [b"predict-prob", str(model).encode(), b"-"]:
-            children[int(proc.name)] = argv[4].decode()
-    return children
 
 
 def test_exclude_used_asks_for_every_label_only_when_the_top_falls_short(many, many_labels_model, fasttext_binary):

@@ -249,6 +249,8 @@ def test_offline_rejects_invalid_json(offline, content_type):
 
 
 def test_offline_health_keeps_one_warm_fasttext_process(offline, tiny_model):
+    status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())
+    assert status == 200, raw
     answers = []
     for _ in range(2):
         status, _, raw = request(offline.url + "/health")
@@ -257,12 +259,14 @@ def test_offline_health_keeps_one_warm_fasttext_process(offline, tiny_model):
     assert answers[0]["status"] == "ok"
     assert answers[0]["model"]["sha256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
     # The same Python worker and fastText process answer every request, as in a warm container.
+    assert answers[0]["fasttext"]["pid"] is not None
     assert answers[0]["fasttext"]["pid"] == answers[1]["fasttext"]["pid"]
     assert answers[0]["fasttext"]["starts"] == answers[1]["fasttext"]["starts"] == 1
 
 
 @pytest.mark.slow
 def test_offline_answers_with_the_named_model_and_refuses_unknown_ones(offline):
+    assert request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())[0] == 200
     status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT, "model": "forum"}).encode())
     assert status == 200 and json.loads(raw)["model"] == "forum", raw
     status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT, "model": "news"}).encode())
@@ -333,8 +337,14 @@ def test_offline_request_ids_are_unique_and_logged_with_the_platforms(offline):
         assert entry["apigw_request_id"] not in ids and entry["apigw_request_id"]
 
 
-def test_offline_stops_with_its_whole_process_group(service, tmp_path):
+def test_offline_fresh_health_starts_no_fasttext_child_and_stop_ends_the_whole_group(service, tmp_path):
     with offline_server(service, tmp_path / "offline.log") as server:
+        # A fresh function's health starts its Python worker, and no fastText child.
+        status, _, raw = request(server.url + "/health")
+        assert status == 200 and [m["running"] for m in json.loads(raw)["models"]] == [False, False], raw
+        running = live_processes_in_group(server.pgid)
+        assert any("invoke.py" in cmd for cmd in running), running
+        assert not any("predict-prob" in cmd for cmd in running), running
         status, _, raw = request(server.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())
         assert status == 200, raw
         running = live_processes_in_group(server.pgid)
