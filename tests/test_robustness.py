@@ -41,7 +41,7 @@ settings.register_profile("quick", max_examples=50, **_BASE)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "robustness")
 settings.load_profile(PROFILE)
 
-# 20,000 examples of one property can outlast pytest.ini's 600 s per test on a busy machine.
+# 20,000 examples of one property can outlast the 600 s per test of pyproject.toml's pytest options on a busy machine.
 pytestmark = pytest.mark.timeout(7200 if PROFILE == "long" else 600)
 
 # ---------------------------------------------------------------------------------------------
