@@ -72,12 +72,29 @@ def parse_answer(line: str, limit: int | None = None) -> list[tuple[str, float]]
     labels, printed = fields[::2], fields[1::2]
     if len(labels) != len(printed) or not all(label.startswith(LABEL_PREFIX) for label in labels):
         raise FastTextError("fastText gave an answer that could not be parsed")
-    pairs = []
-    for label, p in zip(labels, printed):
-        # predict-prob prints exp(log(p + 1e-5)): undo the offset, so 1.00001 is 1 and 1e-05 is 0.
-        probability = round(float(p) - 1e-5, 6)
-        pairs.append((label[_PREFIX_LENGTH:], 1.0 if probability > 1 else probability if probability > 0 else 0.0))
-    return pairs
+    return [(label[_PREFIX_LENGTH:], _probability(p)) for label, p in zip(labels, printed)]
+
+
+def probabilities_of(line: str, labels: list[str]) -> tuple[dict[str, float], int]:
+    """The probabilities one answer line gives those of `labels` it holds, and how many labels it
+    holds: a look-up per label, for the caller who needs only a few of a long line's labels."""
+    spaced = f" {line} "
+    found = {}
+    for label in labels:
+        start = spaced.find(f" {LABEL_PREFIX}{label} ")
+        if start >= 0:
+            start += _PREFIX_LENGTH + len(label) + 2
+            try:
+                found[label] = _probability(spaced[start:spaced.index(" ", start)])
+            except ValueError:
+                raise FastTextError("fastText gave an answer that could not be parsed") from None
+    return found, spaced.count(" " + LABEL_PREFIX)
+
+
+def _probability(printed: str) -> float:
+    # predict-prob prints exp(log(p + 1e-5)): undo the offset, so 1.00001 is 1 and 1e-05 is 0.
+    probability = round(float(printed) - 1e-5, 6)
+    return 1.0 if probability > 1 else probability if probability > 0 else 0.0
 
 
 class FastTextProcess:
@@ -98,20 +115,38 @@ class FastTextProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def running(self) -> bool:
+        """Whether the child is started and alive (one that died is restarted by the next request)."""
+        proc = self._proc
+        return proc is not None and proc.poll() is None
+
+    def check_binary(self) -> None:
+        """Raise FastTextUnavailable when the binary could not be started; starts nothing."""
+        if not os.path.isfile(self.binary_path):
+            raise FastTextUnavailable(f"fastText binary {self.binary_path} is missing")
+        if not os.access(self.binary_path, os.X_OK):
+            raise FastTextUnavailable(f"fastText binary {self.binary_path} is not executable")
+
     def predict(self, lines: list[str], limit: int | None = None) -> list[list[tuple[str, float]]]:
         """Answer each line (one cleaned text, no newline) with its top-k (label, probability) pairs.
 
         A process found dead mid-request (killed, crashed) is restarted and the whole
         batch asked again once; a second death, or a timeout, raises FastTextError.
         """
+        return [parse_answer(line, limit) for line in self.answer_lines(lines)]
+
+    def answer_lines(self, lines: list[str]) -> list[str]:
+        """fastText's answer line for each line, unparsed (probabilities_of reads a few labels of
+        one); restarted once and timed out as predict is."""
         payload = "".join(line + "\n" for line in lines).encode("utf-8", "replace")
         with self._lock:
             try:
-                return self._round_trip(payload, len(lines), limit)
+                return self._round_trip(payload, len(lines))
             except _ProcessDied:
                 log.warning("fastText process died mid-request; restarting it once")
             try:
-                return self._round_trip(payload, len(lines), limit)
+                return self._round_trip(payload, len(lines))
             except _ProcessDied as e:
                 raise FastTextUnavailable(str(e)) from None
 
@@ -119,14 +154,14 @@ class FastTextProcess:
         with self._lock:
             self._kill()
 
-    def _round_trip(self, payload: bytes, expected_lines: int, limit: int | None) -> list[list[tuple[str, float]]]:
+    def _round_trip(self, payload: bytes, expected_lines: int) -> list[str]:
         proc = self._running_process()
         try:
             raw_lines = self._exchange(proc, payload, expected_lines)
         except (FastTextTimeout, _ProcessDied):
             self._kill()
             raise
-        return [parse_answer(line.decode("utf-8", "replace"), limit) for line in raw_lines]
+        return [line.decode("utf-8", "replace") for line in raw_lines]
 
     def _running_process(self) -> subprocess.Popen:
         if self._proc is not None and self._proc.poll() is not None:
@@ -137,10 +172,7 @@ class FastTextProcess:
         return self._proc
 
     def _start(self) -> subprocess.Popen:
-        if not os.path.isfile(self.binary_path):
-            raise FastTextUnavailable(f"fastText binary {self.binary_path} is missing")
-        if not os.access(self.binary_path, os.X_OK):
-            raise FastTextUnavailable(f"fastText binary {self.binary_path} is not executable")
+        self.check_binary()
         read_model_header(self.model_path)
         proc = subprocess.Popen(
             [self.binary_path, "predict-prob", self.model_path, "-", str(self.k)],

@@ -1,7 +1,7 @@
 """AWS Lambda adapter for the hashtag recommender: event in, response out.
 
-Accepts API Gateway REST (v1) and HTTP API (v2) proxy events, and direct
-invocation where the event is the request object itself.
+Accepts API Gateway REST (v1) and HTTP API (v2) proxy events, Lambda function URL events (payload
+2.0, like HTTP API's), and direct invocation where the event is the request object itself.
 """
 
 import base64
@@ -15,9 +15,7 @@ import sys
 import time
 import uuid
 
-from fasttext_process import FastTextError
-from model_source import ModelSourceError
-from recommender import InvalidRequest, Recommender, parse_request
+from recommender import InvalidRequest, ModelUnavailable, Recommender, parse_request
 
 MAX_BODY_BYTES = 256 * 1024
 LOG_REQUEST_TEXT = os.environ.get("LOG_REQUEST_TEXT", "").lower() in {"1", "true", "yes"}
@@ -99,7 +97,7 @@ def tagRecommendations(event, context):
         status, headers, body = e.status, {**_HEADERS, **e.headers}, _error(e.code, e.message, request_id)
     except InvalidRequest as e:
         status, body = e.status, _error(e.code, e.message, request_id)
-    except (FastTextError, ModelSourceError) as e:
+    except ModelUnavailable as e:
         log.error("fastText unavailable", extra={"fields": {**ids, "reason": str(e)}})
         status, body = 503, _error("model_unavailable", f"the model cannot answer right now: {e}", request_id)
     except Exception:
@@ -137,7 +135,7 @@ def _route(event) -> str:
 
 def _http_api_path(event: dict, context: dict) -> object:
     """An HTTP API (v2) event's route path: from its routeKey ("ANY /health"), else its rawPath
-    without the stage."""
+    without the stage. A function URL event has routeKey and stage "$default": its rawPath."""
     route_key = event.get("routeKey")
     if isinstance(route_key, str) and " /" in route_key:
         return route_key.split(" ", 1)[1]

@@ -4,16 +4,22 @@ A model too large for a Lambda zip lives in S3 (MODEL_S3_URI=s3://bucket/key). I
 downloaded once per container into Lambda's writable /tmp, atomically (temporary
 name, then rename) and checked against MODEL_SHA256 when given, so a failed or
 partial download can never be served.
+
+Beside it, named models that a request may ask for: every NAME.bin in a folder of the package,
+and models fetched from an S3 prefix on first use, each with its checksum.
 """
 
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+_NAMED_CHECKSUM = re.compile(r"([A-Za-z0-9_-]{1,64})=([0-9a-fA-F]{64})\Z")
 
 
 class ModelSourceError(Exception):
@@ -30,6 +36,8 @@ def file_sha256(path: str) -> str:
 
 class BundledModel:
     """The model.bin shipped in the deployment package (or any local path)."""
+
+    fetched = True  # always in the package
 
     def __init__(self, path: str):
         self.path = path
@@ -59,6 +67,11 @@ class S3Model:
                 self._ready = True
         return self.path
 
+    @property
+    def fetched(self) -> bool:
+        """Whether this container has downloaded and verified the model (local_path() does)."""
+        return self._ready
+
     def describe(self) -> dict:
         return {"source": self.uri, "path": self.path, "expected_sha256": self.expected_sha256}
 
@@ -68,7 +81,7 @@ class S3Model:
 
         parsed = urlparse(self.uri)
         if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
-            raise ModelSourceError(f"MODEL_S3_URI must look like s3://bucket/key, not {self.uri!r}")
+            raise ModelSourceError(f"a model in S3 must look like s3://bucket/key, not {self.uri!r}")
         directory = os.path.dirname(self.path)
         fd, partial = tempfile.mkstemp(dir=directory, prefix=".model-", suffix=".partial")
         try:
@@ -93,7 +106,7 @@ class S3Model:
         if actual != self.expected_sha256:
             log.error("model %s has sha256 %s, expected %s", self.uri, actual, self.expected_sha256)
             raise ModelSourceError(
-                f"model {self.uri} failed its checksum: sha256 {actual}, MODEL_SHA256 says {self.expected_sha256}"
+                f"model {self.uri} failed its checksum: sha256 {actual}, expected {self.expected_sha256}"
             )
 
     def _client_error_message(self, error) -> str:
@@ -117,3 +130,37 @@ def model_from_environment(bundled_path: str) -> BundledModel | S3Model:
     if uri:
         return S3Model(uri, os.environ.get("MODEL_SHA256"), os.environ.get("MODEL_DOWNLOAD_DIR") or "/tmp")
     return BundledModel(os.path.join(os.path.dirname(bundled_path), os.environ.get("MODEL_PATH") or bundled_path))
+
+
+def valid_model_name(name: str) -> bool:
+    """Whether `name` can name a model: 1 to 64 ASCII letters, digits, `_` or `-`."""
+    return _MODEL_NAME.match(name) is not None
+
+
+def named_models_from_environment(models_dir: str) -> dict[str, BundledModel | S3Model]:
+    """The models a request may name, none fetched yet: every NAME.bin in `models_dir`, then, with
+    MODELS_S3_PREFIX=s3://bucket/prefix/, each NAME=SHA256 of MODELS_SHA256 (comma-separated) as
+    the object prefix + NAME.bin, which must have that checksum. A name in both is the bundled file."""
+    models = {}
+    if os.path.isdir(models_dir):
+        for entry in sorted(os.listdir(models_dir)):
+            name, extension = os.path.splitext(entry)
+            if extension != ".bin":
+                continue
+            if valid_model_name(name):
+                models[name] = BundledModel(os.path.join(models_dir, entry))
+            else:
+                log.warning("ignoring %s: a model's name is 1 to 64 letters, digits, _ or -", entry)
+    prefix = os.environ.get("MODELS_S3_PREFIX")
+    if prefix:
+        prefix = prefix if prefix.endswith("/") else prefix + "/"
+        directory = os.environ.get("MODEL_DOWNLOAD_DIR") or "/tmp"
+        for entry in filter(None, (e.strip() for e in os.environ.get("MODELS_SHA256", "").split(","))):
+            match = _NAMED_CHECKSUM.match(entry)
+            if match is None:
+                log.error("ignoring %r in MODELS_SHA256: each entry is NAME=SHA256 (64 hex digits)", entry)
+            elif match[1] in models:
+                log.warning("model %s is bundled; the one under %s is not used", match[1], prefix)
+            else:
+                models[match[1]] = S3Model(prefix + match[1] + ".bin", match[2], directory)
+    return models

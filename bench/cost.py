@@ -22,7 +22,8 @@ import benchlib
 # before relying on the totals.
 LAMBDA_PER_REQUEST = 0.20 / 1e6  # x86_64 and arm64 alike
 LAMBDA_PER_GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}  # first 6 / 7.5 billion GB-s a month
-API_GATEWAY_PER_REQUEST = {"REST": 3.50 / 1e6, "HTTP": 1.00 / 1e6}  # first 333 / 300 million a month
+# A Lambda function URL (apiType=url) has no charge of its own: Lambda's request and compute alone.
+API_GATEWAY_PER_REQUEST = {"REST": 3.50 / 1e6, "HTTP": 1.00 / 1e6, "URL": 0.0}  # first 333 / 300 million a month
 
 FULL_VCPU_MB = 1769  # AWS: "at 1,769 MB, a function has the equivalent of one vCPU"
 MEMORY_SIZES = [128, 256, 512, 768, 1024, 1536, 1769]
@@ -162,18 +163,18 @@ def report(result: dict, default_memory_mb: int | None = None) -> str:
       "invocation rounded up to the millisecond); REST / HTTP = that + API Gateway's price per request. "
       "No free tier, first pricing tier, us-east-1.")
     w("")
-    w(f"| memory | per 1M requests (1 text): Lambda | Lambda arm64 | with REST API | with HTTP API | per 1M texts in batches of {BATCH}: Lambda | with REST API | with HTTP API | one cold start, compute |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w(f"| memory | per 1M requests (1 text): Lambda | Lambda arm64 | with REST API | with HTTP API | with function URL | per 1M texts in batches of {BATCH}: Lambda | with REST API | with HTTP API | with function URL | one cold start, compute |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in table:
         q, t = r["million_requests"], r["million_texts"]
         w(f"| {r['memory_mb']:,} MB | {dollars(q['lambda'])} | {dollars(q['lambda_arm64'])} | {dollars(q['REST'])} | "
-          f"{dollars(q['HTTP'])} | {dollars(t['lambda'])} | {dollars(t['REST'])} | {dollars(t['HTTP'])} | "
-          f"${r['cold_start_compute'] * 1e6:.2f} per million |")
+          f"{dollars(q['HTTP'])} | {dollars(q['URL'])} | {dollars(t['lambda'])} | {dollars(t['REST'])} | "
+          f"{dollars(t['HTTP'])} | {dollars(t['URL'])} | ${r['cold_start_compute'] * 1e6:.2f} per million |")
     w("")
     w(f"Prices (bench/cost.py): Lambda ${LAMBDA_PER_REQUEST * 1e6:.2f} per million requests, "
       f"${LAMBDA_PER_GB_SECOND['x86_64']} per GB-s x86_64, ${LAMBDA_PER_GB_SECOND['arm64']} per GB-s arm64; API Gateway "
       f"REST ${API_GATEWAY_PER_REQUEST['REST'] * 1e6:.2f} and HTTP API ${API_GATEWAY_PER_REQUEST['HTTP'] * 1e6:.2f} per "
-      "million requests; AWS's public list prices for us-east-1 as recorded on 2026-11-27, not re-read by this "
+      "million requests, a Lambda function URL nothing beyond Lambda's own charges; AWS's public list prices for us-east-1 as recorded on 2026-11-27, not re-read by this "
       "build. arm64 is priced at the x86_64 durations measured here (Graviton speed is not measured). "
       "Since August 2025 Lambda bills the initialisation phase too: a cold start's compute is in the last column.")
     w("")

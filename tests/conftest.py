@@ -8,12 +8,23 @@ asks for one of SLOW_FIXTURES, directly or through another fixture, is marked sl
 """
 
 import os
+import random
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from support import FASTTEXT, ROOT, SERVERLESS, make_service, offline_server, write_tiny_training_file
+from support import (
+    FASTTEXT,
+    MANY_LABELS,
+    NAMED_MODELS,
+    ROOT,
+    SERVERLESS,
+    make_service,
+    offline_server,
+    train_supervised,
+    write_tiny_training_file,
+)
 
 SLOW_FIXTURES = {"serverless_cli", "shipped_model", "fasttext_arm64", "file_command"}
 
@@ -69,6 +80,20 @@ def tiny_model(tmp_path_factory, fasttext_binary) -> Path:
     return work / "model.bin"
 
 
+@pytest.fixture(scope="session")
+def many_labels_model(tmp_path_factory, fasttext_binary) -> Path:
+    """70 labels (t00..t69, word wNN for label tNN), most of them on every example: the model gives
+    most labels a probability above 0 for any text, so more than MAX_K of them can be recommended."""
+    rng = random.Random(3)
+    lines = []
+    for _ in range(1000):
+        labels = rng.sample(range(MANY_LABELS), 62)
+        words = [f"w{label:02d}" for label in labels]
+        rng.shuffle(words)
+        lines.append(" ".join(f"__label__t{label:02d}" for label in labels) + " " + " ".join(words[:12]))
+    return train_supervised(fasttext_binary, tmp_path_factory.mktemp("many_labels"), lines, epoch=2)
+
+
 @pytest.fixture
 def lambda_env(monkeypatch, tiny_model, fasttext_binary):
     """Point the runtime at the tiny model, as serverless.yml's environment does in Lambda."""
@@ -87,8 +112,10 @@ def serverless_cli() -> Path:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, serverless_cli, fasttext_binary, tiny_model) -> Path:
-    """A copy of the project serving the tiny model (support.make_service)."""
-    return make_service(tmp_path_factory.mktemp("service") / "fasttext-serverless", tiny_model)
+    """A copy of the project serving the tiny model, also as each of support.NAMED_MODELS
+    (support.make_service)."""
+    return make_service(tmp_path_factory.mktemp("service") / "fasttext-serverless", tiny_model,
+                        {name: tiny_model for name in NAMED_MODELS})
 
 
 @pytest.fixture(scope="module")

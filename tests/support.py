@@ -52,6 +52,23 @@ def write_tiny_training_file(path: Path) -> None:
             f.write(" ".join("__label__" + label for label in labels) + " " + " ".join(words[:7]) + "\n")
 
 
+def train_supervised(fasttext_binary: Path, work: Path, lines: list[str], epoch: int = 10) -> Path:
+    """A small real supervised model (work/model.bin) of `lines` in fastText's format, in about a
+    second. Word bigrams matter: fastText 0.9.3 hits NaN on tiny vocabularies without them."""
+    (work / "train.txt").write_text("".join(line + "\n" for line in lines))
+    subprocess.run(
+        [str(fasttext_binary), "supervised", "-input", str(work / "train.txt"), "-output", str(work / "model"),
+         "-epoch", str(epoch), "-dim", "10", "-loss", "ova", "-wordNgrams", "2", "-bucket", "1000",
+         "-thread", "1", "-verbose", "0", "-seed", "1"],
+        check=True,
+    )
+    return work / "model.bin"
+
+
+# Labels t00..t69 of the many-labels model (conftest.many_labels_model), word wNN for label tNN.
+MANY_LABELS = 70
+
+
 # --- how Lambda and API Gateway call the function -------------------------------------------------
 
 def load_event(name: str) -> dict:
@@ -89,6 +106,16 @@ def _body(body, base64_encoded):
     return (body.decode() if isinstance(body, bytes) else body), False
 
 
+def function_url_event(body, method="POST", path="/recommendations", base64_encoded=False) -> dict:
+    """A Lambda function URL event (payload 2.0: rawPath without a stage, routeKey "$default"),
+    from the canonical fixture."""
+    event = load_event("function_url.json")
+    event["rawPath"] = path
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["body"], event["isBase64Encoded"] = _body(body, base64_encoded)
+    return event
+
+
 class LambdaContext:
     """The one attribute of Lambda's context object that the handler reads. The request id is a
     UUID, as Lambda's are: for anything else the handler makes a fresh one, which Lambda never needs."""
@@ -115,7 +142,11 @@ DECOYS = [
     ".venv/bin/python",
     "__pycache__/handler.cpython-311.pyc",
     "build/fasttext-0.9.3/src/main.cc",
+    "models/README.txt",
+    "models/forum.bin.partial",
 ]
+# The named model the test service has beside its default model (models/NAME.bin).
+NAMED_MODELS = ("forum",)
 
 
 def runtime_modules(root: Path = ROOT) -> set[str]:
@@ -145,8 +176,9 @@ def static_files() -> set[str]:
     return {name for name, _ in STATIC_FILES.values()}
 
 
-def make_service(dest: Path, model: Path) -> Path:
-    """A copy of the project in `dest` that the CLI can package, invoke and serve."""
+def make_service(dest: Path, model: Path, named: dict[str, Path] | None = None) -> Path:
+    """A copy of the project in `dest` that the CLI can package, invoke and serve, with `named`
+    models as models/NAME.bin."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ["serverless.yml", "serverless.params.js", "package.json", "requirements.txt", "package-files.txt",
                  "fasttext", *static_files()]:
@@ -154,6 +186,9 @@ def make_service(dest: Path, model: Path) -> Path:
     for module in ROOT.glob("*.py"):  # all of them: the ones handler.py does not import are decoys
         shutil.copy2(module, dest / module.name)
     shutil.copyfile(model, dest / "model.bin")
+    for name, path in (named or {}).items():
+        (dest / "models").mkdir(exist_ok=True)
+        shutil.copyfile(path, dest / "models" / f"{name}.bin")
     (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
     mirrored = [
         p.name + ("/decoy.txt" if p.is_dir() else "")
@@ -249,6 +284,20 @@ def live_processes_in_group(pgid: int) -> list[str]:
         if group == pgid and state not in "ZX":
             live.append(cmdline.strip())
     return live
+
+
+def fasttext_children(model: Path) -> dict[int, str]:
+    """pid -> the k argument of each running `fasttext predict-prob MODEL - k` child of this process."""
+    children = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (proc / "cmdline").read_bytes().split(b"\0")[:-1]
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and argv[1:4] == [b"predict-prob", str(model).encode(), b"-"]:
+            children[int(proc.name)] = argv[4].decode()
+    return children
 
 
 class OfflineServer:

@@ -64,6 +64,8 @@ FUNCTION = "TagRecommendationsLambdaFunction"
 MODEL_BUCKET, MODEL_KEY = "tag-models.example", "models/v1.2/model.bin"
 MODEL_URI = f"s3://{MODEL_BUCKET}/{MODEL_KEY}"
 MODEL_ARN = f"arn:aws:s3:::{MODEL_BUCKET}/{MODEL_KEY}"
+NAMED_PREFIX = f"s3://{MODEL_BUCKET}/named/v2"  # no trailing slash: serverless.params.js adds it
+NAMED_S3_MODELS = ("forum", "news")
 BINARIES = {"x86_64": "fasttext", "arm64": "fasttext-arm64"}
 ELF_MACHINES = {"x86_64": 0x3E, "arm64": 0xB7}  # e_machine: EM_X86_64, EM_AARCH64
 PIP_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
@@ -195,6 +197,17 @@ CONFIGS = {
         args=["--stage", "web", "--param=apiType=http", "--param=throttleRateLimit=25",
               "--param=throttleBurstLimit=50"],
     ),
+    # A function URL signed with SigV4, and named models in S3 beside the bundled default.
+    "url": Config(
+        "url", stage="url", architecture="x86_64", model_in_s3=False,
+        args=["--stage", "url", "--param=apiType=url", f"--param=modelsS3Prefix={NAMED_PREFIX}"],
+        # + --param=modelsSha256=forum=<the tiny model's>,news=<the same>, known once it is trained
+    ),
+    # A public function URL, capped by its reserved concurrency.
+    "public": Config(
+        "public", stage="public", architecture="x86_64", model_in_s3=False,
+        args=["--stage", "public", "--param=apiType=url", "--param=urlAuth=none", "--param=reservedConcurrency=10"],
+    ),
 }
 
 
@@ -207,6 +220,8 @@ def package_config(tmp_path_factory, model: Path, config: Config) -> Packaged:
     args = list(config.args)
     if config.name == "prod":
         args.append(f"--param=modelSha256={file_sha256(str(model))}")
+    if config.name == "url":
+        args.append("--param=modelsSha256=" + ",".join(f"{n}={file_sha256(str(model))}" for n in NAMED_S3_MODELS))
     run_cli(service, "package", *args, env=config.env)
     return Packaged(config, service)
 
@@ -319,6 +334,9 @@ def expected_environment(packaged: Packaged, model_sha256: str) -> dict:
         env.update(MODEL_S3_URI=MODEL_URI, MODEL_SHA256=model_sha256)
     else:
         env["MODEL_S3_URI"] = MODEL_URI  # no modelSha256 given: no MODEL_SHA256 at all
+    if packaged.config.name == "url":
+        env.update(MODELS_S3_PREFIX=NAMED_PREFIX + "/",
+                   MODELS_SHA256=",".join(f"{n}={model_sha256}" for n in NAMED_S3_MODELS))
     return env
 
 
@@ -380,8 +398,7 @@ def test_unknown_architecture_is_refused(tmp_path, serverless_cli, tiny_model):
         cwd=service, env=cli_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode != 0
-    assert "provider.architecture" in result.stdout + result.stderr
-    assert "[arm64, x86_64]" in result.stdout + result.stderr
+    assert "architecture must be x86_64 or arm64, not 'aarch64'" in result.stdout + result.stderr
     assert not (service / ".serverless" / ZIP_NAME).exists()
 
 
@@ -565,7 +582,69 @@ def test_http_api_with_api_keys_is_refused_not_silently_open(tmp_path, serverles
 def test_unknown_api_type_is_refused(tmp_path, serverless_cli, tiny_model):
     service = make_service(tmp_path / SERVICE, tiny_model)
     output = refused_package(service, "--param=apiType=websocket")
-    assert "apiType must be rest or http" in output
+    assert "apiType must be rest, http or url, not 'websocket'" in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, auth", [("url", "AWS_IAM"), ("public", "NONE")])
+def test_function_url_replaces_api_gateway(packages, name, auth):
+    """apiType=url: no API Gateway resource at all, one function URL to the function (payload 2.0,
+    buffered), IAM-signed by default; public with urlAuth=none, with CORS and the permissions that
+    let anyone invoke it through the URL only, capped by reserved concurrency."""
+    packaged = packages(name)
+    assert [k for k, r in packaged.resources.items() if r["Type"].startswith("AWS::ApiGateway")] == []
+    assert packaged.function.get("ReservedConcurrentExecutions") == (10 if name == "public" else None)
+    (url,) = packaged.of_type("AWS::Lambda::Url").values()
+    props = url["Properties"]
+    assert props["AuthType"] == auth
+    assert props["TargetFunctionArn"] == {"Fn::GetAtt": [FUNCTION, "Arn"]}
+    assert "InvokeMode" not in props  # BUFFERED: the function answers with one response
+    permissions = [r["Properties"] for r in packaged.of_type("AWS::Lambda::Permission").values()]
+    if auth == "AWS_IAM":
+        assert "Cors" not in props and permissions == []  # only IAM identities allowed to invoke it
+    else:
+        assert props["Cors"]["AllowOrigins"] == ["*"] and props["Cors"]["AllowMethods"] == ["*"]
+        assert "Content-Type" in props["Cors"]["AllowHeaders"]
+        function = {"Fn::GetAtt": [FUNCTION, "Arn"]}
+        assert sorted(permissions, key=lambda p: p["Action"]) == [
+            {"FunctionName": function, "Action": "lambda:InvokeFunction", "Principal": "*", "InvokedViaFunctionUrl": True},
+            {"FunctionName": function, "Action": "lambda:InvokeFunctionUrl", "Principal": "*", "FunctionUrlAuthType": "NONE"},
+        ]
+    assert packaged.template["Outputs"]["TagRecommendationsLambdaFunctionUrl"]["Value"] == {
+        "Fn::GetAtt": ["TagRecommendationsLambdaFunctionUrl", "FunctionUrl"]}
+
+
+@pytest.mark.slow
+def test_role_of_named_models_in_s3_may_only_get_those_objects(packages):
+    packaged = packages("url")
+    _, rest = split_log_statements(role_statements(packaged), "url")
+    assert rest == [{"Effect": "Allow", "Action": ["s3:GetObject"],
+                     "Resource": [f"arn:aws:s3:::{MODEL_BUCKET}/named/v2/{name}.bin" for name in NAMED_S3_MODELS]}]
+
+
+@pytest.mark.slow
+def test_function_url_with_api_keys_or_an_unknown_auth_is_refused(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    output = refused_package(service, "--param=apiType=url", "--param=apiKeyRequired=true")
+    assert "apiKeyRequired=true needs apiType=rest: function URLs have no API keys or usage plans" in output
+    output = refused_package(service, "--param=apiType=url", "--param=urlAuth=public")
+    assert "urlAuth must be iam or none, not 'public'" in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, message", [
+    (["--param=modelsS3Prefix=s3://tag-models/named/"], "modelsS3Prefix needs modelsSha256"),
+    (["--param=modelsS3Prefix=s3://tag-models/named/", "--param=modelsSha256=forum=abc"],
+     "modelsSha256 entries are NAME=SHA256"),
+    (["--param=modelsS3Prefix=s3://tag-models/named/", f"--param=modelsSha256=for um={'a' * 64}"],
+     "modelsSha256 entries are NAME=SHA256"),
+    ([f"--param=modelsSha256=forum={'a' * 64}"], "modelsS3Prefix must look like s3://bucket/prefix/"),
+    (["--param=modelsS3Prefix=https://tag-models/named/", f"--param=modelsSha256=forum={'a' * 64}"],
+     "modelsS3Prefix must look like s3://bucket/prefix/"),
+], ids=["no_checksums", "short_checksum", "bad_name", "no_prefix", "not_s3"])
+def test_named_models_in_s3_need_a_prefix_and_a_checksum_each(tmp_path, serverless_cli, tiny_model, args, message):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    assert message in refused_package(service, *args)
 
 
 # --- the stack, in moto -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from fasttext_process import (
     FastTextTimeout,
     FastTextUnavailable,
     parse_answer,
+    probabilities_of,
     read_model_header,
 )
 from support import TINY_TOPICS
@@ -246,3 +247,12 @@ def test_no_zombies_or_leaked_processes_after_faults(tiny_model, fasttext_binary
     assert child_pids() == before | {proc.pid}
     proc.close()
     assert child_pids() == before
+
+
+def test_probabilities_of_reads_the_labels_asked_for_as_parse_answer_does():
+    line = "__label__c++ 0.912 __label__c 0.5 __label__web 1.00001 __label__x 1e-05 __label__go 0.30001"
+    assert probabilities_of(line, ["c++", "web", "x", "go", "c", "python", "c+"]) == (
+        {label: p for label, p in parse_answer(line) if label != "python"}, 5)
+    assert probabilities_of(line, []) == ({}, 5)
+    with pytest.raises(FastTextError, match="could not be parsed"):
+        probabilities_of("__label__a nonsense __label__b 0.1", ["a"])

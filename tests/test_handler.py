@@ -11,7 +11,7 @@ import pytest
 import handler
 from handler import ROUTES
 from recommender import Recommender
-from support import ROOT, LambdaContext, http_event, rest_event
+from support import ROOT, LambdaContext, fasttext_children, function_url_event, http_event, rest_event
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def assert_error(status, body, expected_status, code):
     assert body["error"]["request_id"] == LambdaContext().aws_request_id
 
 
-@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+@pytest.mark.parametrize("make_event", [rest_event, http_event, function_url_event], ids=["rest_v1", "http_v2", "url"])
 def test_recommends_for_one_text(app, make_event):
     status, body = call(app, make_event({"text": "My #Python script needs a pip module #python"}))
     assert status == 200
@@ -59,12 +59,42 @@ def test_recommends_for_one_text(app, make_event):
     assert all(r["hashtag"].startswith("#") and "__label__" not in r["hashtag"] for r in recommended)
 
 
+@pytest.mark.parametrize("route_key", ["$default", None], ids=["route_key_default", "no_route_key"])
+def test_function_url_event_is_answered_on_every_route(app, route_key):
+    """A function URL sends every path to the function, with rawPath as the caller wrote it (no
+    stage) and routeKey "$default" (or none): each route answers as behind API Gateway."""
+
+    def url_event(body, method, path):
+        event = function_url_event(body, method=method, path=path)
+        if route_key is None:
+            del event["routeKey"], event["requestContext"]["routeKey"]
+        return event
+
+    response = app.tagRecommendations(url_event({"text": "sound music player"}, "POST", "/recommendations"), LambdaContext())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["hashtags_recommended"][0]["hashtag"] == "#audio"
+    response = app.tagRecommendations(url_event(None, "GET", "/health"), LambdaContext())
+    assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "ok"
+    response = app.tagRecommendations(url_event(None, "GET", "/openapi.json"), LambdaContext())
+    assert response["statusCode"] == 200 and json.loads(response["body"])["paths"].keys() == ROUTES.keys()
+    response = app.tagRecommendations(url_event(None, "GET", "/"), LambdaContext())
+    assert response["statusCode"] == 200 and response["headers"]["Content-Type"].startswith("text/html")
+    response = app.tagRecommendations(url_event(None, "HEAD", "/health"), LambdaContext())
+    assert response["statusCode"] == 200
+    status, body = call(app, url_event({"text": "python"}, "PUT", "/recommendations"))
+    assert_error(status, body, 405, "method_not_allowed")
+    status, body = call(app, url_event(None, "GET", "/dev/health"))  # a function URL has no stage
+    assert_error(status, body, 404, "not_found")
+    status, body = call(app, url_event(None, "GET", "/favicon.ico"))
+    assert_error(status, body, 404, "not_found")
+
+
 def test_direct_invocation_takes_the_request_object_itself(app):
     status, body = call(app, {"text": "sound music player"})
     assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#audio"
 
 
-@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest_v1", "http_v2"])
+@pytest.mark.parametrize("make_event", [rest_event, http_event, function_url_event], ids=["rest_v1", "http_v2", "url"])
 def test_base64_body(app, make_event):
     status, body = call(app, make_event({"text": "http server browser"}, base64_encoded=True))
     assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#web"
@@ -163,6 +193,15 @@ def test_text_full_of_newlines_cannot_desynchronise_later_requests(app):
         ('{"text": "a", "threshold": false}', 400, "invalid_threshold"),
         ('{"text": "a", "exclude_used": "yes"}', 400, "invalid_exclude_used"),
         ('{"text": "a", "exclude_used": 1}', 400, "invalid_exclude_used"),
+        ('{"text": "a", "explain": "true"}', 400, "invalid_explain"),
+        ('{"text": "a", "explain": 1}', 400, "invalid_explain"),
+        ('{"text": "a", "explain": null}', 400, "invalid_explain"),
+        ('{"text": "a", "model": ""}', 400, "invalid_model"),
+        ('{"text": "a", "model": "../model"}', 400, "invalid_model"),
+        ('{"text": "a", "model": "' + "m" * 65 + '"}', 400, "invalid_model"),
+        ('{"text": "a", "model": 7}', 400, "invalid_model"),
+        ('{"text": "a", "model": null}', 400, "invalid_model"),
+        ('{"text": "a", "model": "forum"}', 400, "unknown_model"),
         ('{"text": "a", "lang": "en"}', 400, "unknown_field"),
         ('{"text": "' + "a" * 20_001 + '"}', 413, "text_too_long"),
         ('{"texts": ["b", "' + "a" * 20_001 + '"]}', 413, "text_too_long"),
@@ -321,9 +360,51 @@ def test_health_describes_model_and_binary(app, tiny_model):
     assert status == 200 and body_v2["model"] == body["model"]
 
 
+def test_health_on_a_fresh_function_starts_no_fasttext_process_and_a_recommendation_then_does(app, tiny_model):
+    status, body = call(app, rest_event(None, method="GET", path="/health"))
+    assert status == 200 and body["status"] == "ok"
+    assert fasttext_children(tiny_model) == {}
+    assert body["fasttext"]["pid"] is None and body["fasttext"]["starts"] == 0
+    assert body["models"] == [{"name": "default", "source": "bundled", "fetched": True, "sha256": body["model"]["sha256"],
+                               "labels": 4, "running": False}]
+    assert call(app, rest_event(None, method="HEAD", path="/health"))[0] == 200
+    assert fasttext_children(tiny_model) == {}
+
+    assert call(app, rest_event({"text": "python pip module"}))[0] == 200
+    (pid,) = fasttext_children(tiny_model)
+    status, body = call(app, rest_event(None, method="GET", path="/health"))
+    assert body["fasttext"]["pid"] == pid and body["fasttext"]["starts"] == 1
+    assert body["models"][0]["running"] is True
+    assert list(fasttext_children(tiny_model)) == [pid]  # health asked nothing of it
+
+
+def test_health_says_when_the_fasttext_process_died_and_the_next_request_restarts_it(app, tiny_model):
+    assert call(app, rest_event({"text": "python"}))[0] == 200
+    (pid,) = fasttext_children(tiny_model)
+    os.kill(pid, signal.SIGKILL)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped by its Popen
+    body = call(app, rest_event(None, method="GET", path="/health"))[1]
+    assert body["models"][0]["running"] is False and body["fasttext"]["pid"] is None
+    assert fasttext_children(tiny_model) == {}  # health did not restart it
+    assert call(app, rest_event({"text": "python"}))[0] == 200
+    body = call(app, rest_event(None, method="GET", path="/health"))[1]
+    assert body["models"][0]["running"] is True and body["fasttext"]["starts"] == 2
+
+
 def test_health_reports_503_when_model_is_missing(app, tmp_path, monkeypatch):
     monkeypatch.setattr(app.recommender.process, "model_path", str(tmp_path / "gone.bin"))
     assert_error(*call(app, rest_event(None, method="GET", path="/health")), 503, "model_unavailable")
+
+
+@pytest.mark.parametrize("problem", ["missing", "not executable"])
+def test_health_reports_503_when_the_binary_could_not_start(app, tmp_path, monkeypatch, problem):
+    binary = tmp_path / "fasttext"
+    if problem == "not executable":
+        binary.write_bytes(b"\x7fELF")
+    monkeypatch.setattr(app.recommender.process, "binary_path", str(binary))
+    status, body = call(app, rest_event(None, method="GET", path="/health"))
+    assert_error(status, body, 503, "model_unavailable")
+    assert f"fastText binary {binary} is {problem}" in body["error"]["message"]
 
 
 def test_one_structured_log_line_per_request_without_the_text(app, logs):

@@ -121,12 +121,29 @@ def test_bundled_model_is_the_default(monkeypatch):
 
 def test_handler_serves_the_s3_model_and_health_says_so(uploaded, s3_app):
     s3_app.recommender.model.expected_sha256 = uploaded
+    # A fresh container's health fetches nothing: the source and the checksum the model must have.
+    status, health = call(s3_app, rest_event(None, method="GET", path="/health"))
+    assert status == 200 and health["model"]["source"] == URI
+    assert health["model"]["fetched"] is False and health["model"]["expected_sha256"] == uploaded
+    assert [health["model"][f] for f in ("sha256", "bytes", "labels", "words", "dim")] == [None] * 5
+    assert health["models"] == [{"name": "default", "source": URI, "fetched": False, "sha256": uploaded,
+                                 "labels": None, "running": False}]
+    assert health["fasttext"]["pid"] is None and s3_app.recommender.model.downloads == 0
     status, body = call(s3_app, rest_event({"text": "python pip module"}))
     assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#python"
     status, health = call(s3_app, rest_event(None, method="GET", path="/health"))
-    assert status == 200 and health["model"]["source"] == URI
-    assert health["model"]["sha256"] == uploaded
+    assert status == 200 and health["model"]["fetched"] is True
+    assert health["model"]["sha256"] == uploaded and health["model"]["labels"] == 4
+    assert health["models"][0]["running"] is True and health["fasttext"]["pid"] is not None
     assert s3_app.recommender.model.downloads == 1
+
+
+def test_health_of_a_missing_s3_model_not_fetched_yet_is_ok_and_fetches_nothing(aws, s3_app):
+    status, health = call(s3_app, rest_event(None, method="GET", path="/health"))
+    assert status == 200 and health["model"]["fetched"] is False
+    assert s3_app.recommender.model.downloads == 0
+    status, body = call(s3_app, rest_event({"text": "python"}))  # the request that needs it says why
+    assert status == 503 and f"model {URI} does not exist" in body["error"]["message"]
 
 
 def test_handler_answers_503_when_the_s3_model_is_missing_then_recovers(aws, s3_app, tiny_model):
@@ -141,3 +158,51 @@ def test_relative_model_path_is_taken_from_the_package_root(monkeypatch):
     monkeypatch.delenv("MODEL_S3_URI", raising=False)
     monkeypatch.setenv("MODEL_PATH", "models/other.bin")
     assert model_from_environment("/var/task/model.bin").local_path() == "/var/task/models/other.bin"
+
+
+@pytest.fixture
+def named_s3_app(monkeypatch, tmp_path, lambda_env, aws, tiny_model):
+    """The handler with the tiny model bundled as the default, and named models under an S3 prefix:
+    forum uploaded with its checksum, news listed with a checksum it does not have."""
+    aws.put_object(Bucket=BUCKET, Key="named/forum.bin", Body=tiny_model.read_bytes())
+    aws.put_object(Bucket=BUCKET, Key="named/news.bin", Body=tiny_model.read_bytes())
+    digest = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    monkeypatch.setenv("MODELS_S3_PREFIX", f"s3://{BUCKET}/named")
+    monkeypatch.setenv("MODELS_SHA256", f"forum={digest}, news={'0' * 64}, bad entry")
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "no-models-here"))
+    monkeypatch.setenv("MODEL_DOWNLOAD_DIR", str(tmp_path))
+    recommender = Recommender.from_environment()
+    monkeypatch.setattr(handler, "recommender", recommender)
+    yield handler, digest
+    recommender.close()
+
+
+def test_named_models_in_s3_are_fetched_on_first_use_with_their_checksum(named_s3_app, tmp_path):
+    app, digest = named_s3_app
+    assert list(app.recommender.models) == ["default", "forum", "news"]  # "bad entry" is left out
+    forum = app.recommender.models["forum"].source
+    assert forum.uri == f"s3://{BUCKET}/named/forum.bin" and forum.downloads == 0
+    status, health = call(app, rest_event(None, method="GET", path="/health"))
+    listed = {m["name"]: m for m in health["models"]}
+    # Not fetched by /health: the checksum it must have, its labels unknown until it is.
+    assert listed["forum"] == {"name": "forum", "source": forum.uri, "fetched": False, "sha256": digest,
+                               "labels": None, "running": False}
+    assert forum.downloads == 0
+    status, body = call(app, rest_event({"text": "python pip module", "model": "forum"}))
+    assert status == 200 and body["model"] == "forum"
+    assert body["hashtags_recommended"][0]["hashtag"] == "#python"
+    call(app, rest_event({"text": "sound", "model": "forum"}))
+    assert forum.downloads == 1 and forum.local_path().startswith(str(tmp_path))
+    listed = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
+    assert listed["forum"]["labels"] == 4 and listed["forum"]["running"] is True and listed["forum"]["fetched"] is True
+    assert listed["news"]["fetched"] is False
+
+
+def test_a_named_s3_model_failing_its_checksum_is_never_served(named_s3_app):
+    app, _ = named_s3_app
+    for _ in range(2):
+        status, body = call(app, rest_event({"text": "python", "model": "news"}))
+        assert status == 503 and body["error"]["code"] == "model_unavailable"
+        assert "failed its checksum" in body["error"]["message"]
+    assert app.recommender.models["news"].process.pid is None
+    assert call(app, rest_event({"text": "python"}))[0] == 200

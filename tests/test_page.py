@@ -61,11 +61,13 @@ def api(server, body: dict, headers: dict | None = None) -> tuple[int, dict]:
     return status, json.loads(raw)
 
 
-def submit(page, text: str, k: str = "5", threshold: str = "0", exclude_used: bool = False, api_key: str = ""):
+def submit(page, text: str, k: str = "5", threshold: str = "0", exclude_used: bool = False, api_key: str = "",
+           explain: bool = False):
     page.fill("#text", text)
     page.fill("#k", k)
     page.fill("#threshold", threshold)
     page.set_checked("#exclude-used", exclude_used)
+    page.set_checked("#explain", explain)
     page.fill("#api-key", api_key)
     with page.expect_response(re.compile(r"/recommendations$")):
         page.click("#submit")
@@ -112,6 +114,30 @@ def test_page_recommends_like_the_api_and_shows_the_model(server, page, tmp_path
     assert (screenshots / "try-it.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
+def test_page_marks_the_words_behind_a_chosen_hashtag(server, page):
+    page.goto(server.url + "/")
+    expect(page.locator("#model")).to_contain_text("hashtags")
+    assert page.locator("#model-name option").all_inner_texts() == ["default"]  # from /health's list
+    submit(page, TEXT, k="3", explain=True)
+    status, expected = api(server, {"text": TEXT, "k": 3, "explain": True})
+    assert status == 200
+    assert page.inner_text("#answered-by") == "Answered by model default"
+    assert page.locator("#explanation").is_hidden()
+    for i, answer in enumerate(expected["hashtags_recommended"]):
+        page.locator("#recommended .row").nth(i).click()
+        expect(page.locator("#chosen")).to_have_text(answer["hashtag"])
+        assert page.locator("#recommended .row.chosen .hashtag").all_inner_texts() == [answer["hashtag"]]
+        words = {e["word"] for e in answer["explained_by"]}
+        marked = page.locator("#words mark").all_inner_texts()
+        assert {m.lower() for m in marked} == words  # every word of TEXT behind it, and only those
+        assert page.inner_text("#words") == TEXT
+        effects = page.locator("#effects .effect").all_inner_texts()
+        assert effects == [f"{e['word']}: −{e['effect']:.4f}" for e in answer["explained_by"]]
+    submit(page, TEXT, k="3")  # without explain: nothing to choose
+    assert page.locator("#recommended .row.explained").count() == 0 and page.locator("#explanation").is_hidden()
+
+
 @pytest.mark.parametrize(
     "fields, request_body",
     [
@@ -126,7 +152,8 @@ def test_page_recommends_like_the_api_and_shows_the_model(server, page, tmp_path
 def test_page_shows_the_apis_error_message(server, page, fields, request_body):
     page.goto(server.url + "/")
     submit(page, **{"text": TEXT, **fields})
-    status, expected = api(server, {"text": TEXT, "k": 5, "threshold": 0, "exclude_used": False, **request_body})
+    status, expected = api(server, {"text": TEXT, "k": 5, "threshold": 0, "exclude_used": False, "explain": False,
+                                    "model": "default", **request_body})
     assert status == 400
     error = page.inner_text("#error")
     assert error.startswith("400: " + expected["error"]["message"]), error

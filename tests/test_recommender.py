@@ -1,7 +1,6 @@
 """How recommender.py shapes fastText's answers, with real models that have more labels than
 the tiny one: exclude_used still gives up to k, and hashtags the model gives no chance are noise."""
 
-import os
 import random
 import subprocess
 from pathlib import Path
@@ -10,34 +9,8 @@ import pytest
 
 from fasttext_process import FastTextProcess, parse_answer
 from recommender import MAX_K, Recommender, parse_request
+from support import MANY_LABELS, fasttext_children, train_supervised
 from text_cleaning import clean_text
-
-LABELS = 70
-
-
-def train(fasttext_binary: Path, work: Path, lines: list[str]) -> Path:
-    (work / "train.txt").write_text("".join(line + "\n" for line in lines))
-    subprocess.run(
-        [str(fasttext_binary), "supervised", "-input", str(work / "train.txt"), "-output", str(work / "model"),
-         "-epoch", "2", "-dim", "10", "-loss", "ova", "-wordNgrams", "2", "-bucket", "1000",
-         "-thread", "1", "-verbose", "0", "-seed", "1"],
-        check=True,
-    )
-    return work / "model.bin"
-
-
-@pytest.fixture(scope="module")
-def many_labels_model(tmp_path_factory, fasttext_binary) -> Path:
-    """70 labels (t00..t69, word wNN for label tNN), most of them on every example: the model gives
-    most labels a probability above 0 for any text, so more than MAX_K of them can be recommended."""
-    rng = random.Random(3)
-    lines = []
-    for _ in range(1000):
-        labels = rng.sample(range(LABELS), 62)
-        words = [f"w{label:02d}" for label in labels]
-        rng.shuffle(words)
-        lines.append(" ".join(f"__label__t{label:02d}" for label in labels) + " " + " ".join(words[:12]))
-    return train(fasttext_binary, tmp_path_factory.mktemp("many_labels"), lines)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +23,7 @@ def sparse_model(tmp_path_factory, fasttext_binary) -> Path:
         words = [f"w{label:02d}" for label in labels] * 3
         rng.shuffle(words)
         lines.append(" ".join(f"__label__t{label:02d}" for label in labels) + " " + " ".join(words))
-    return train(fasttext_binary, tmp_path_factory.mktemp("sparse"), lines)
+    return train_supervised(fasttext_binary, tmp_path_factory.mktemp("sparse"), lines, epoch=2)
 
 
 def recommender_for(model: Path, binary: Path) -> Recommender:
@@ -97,20 +70,6 @@ def test_exclude_used_fills_up_to_k_from_every_label_when_used_hashtags_fill_the
     assert result["hashtags_recommended"] == expected
 
 
-def fasttext_children(model: Path) -> dict[int, str]:
-    """pid -> the k argument of each running `fasttext predict-prob MODEL - k` child of this process."""
-    children = {}
-    for proc in Path("/proc").iterdir():
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argv = (proc / "cmdline").read_bytes().split(b"\0")[:-1]
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == os.getpid() and argv[1:4] == [b"predict-prob", str(model).encode(), b"-"]:
-            children[int(proc.name)] = argv[4].decode()
-    return children
-
-
 def test_exclude_used_asks_for_every_label_only_when_the_top_falls_short(many, many_labels_model, fasttext_binary):
     (result,) = many.recommend(parse_request({"text": "w00 w01 #t00", "k": 5, "exclude_used": True}))
     hashtags = [r["hashtag"] for r in result["hashtags_recommended"]]
@@ -130,7 +89,7 @@ def test_exclude_used_asks_for_every_label_only_when_the_top_falls_short(many, m
 
 
 def test_exclude_used_gives_fewer_than_k_only_when_the_model_has_no_more(many, many_labels_model, fasttext_binary):
-    text = "w00 " + " ".join(f"#t{label:02d}" for label in range(LABELS) if label % 7)
+    text = "w00 " + " ".join(f"#t{label:02d}" for label in range(MANY_LABELS) if label % 7)
     (result,) = many.recommend(parse_request({"text": text, "k": MAX_K, "exclude_used": True}))
     used = set(result["hashtags_already_used"])
     left = unused_with_a_chance(fasttext_binary, many_labels_model, text, used)

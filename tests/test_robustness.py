@@ -14,6 +14,7 @@ import copy
 import json
 import operator
 import os
+import re
 import subprocess
 import unicodedata
 import uuid
@@ -40,7 +41,7 @@ settings.register_profile("quick", max_examples=50, **_BASE)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "robustness")
 settings.load_profile(PROFILE)
 
-# 20,000 examples of one property can outlast pytest.ini's 600 s per test on a busy machine.
+# 20,000 examples of one property can outlast the 600 s per test of pyproject.toml's pytest options on a busy machine.
 pytestmark = pytest.mark.timeout(7200 if PROFILE == "long" else 600)
 
 # ---------------------------------------------------------------------------------------------
@@ -62,6 +63,9 @@ ERROR_STATUS = {
     "invalid_k": 400,
     "invalid_threshold": 400,
     "invalid_exclude_used": 400,
+    "invalid_explain": 400,
+    "invalid_model": 400,
+    "unknown_model": 400,
     "not_found": 404,
     "method_not_allowed": 405,
 }
@@ -165,6 +169,8 @@ any_requests = st.builds(
             "k": st.one_of(k_valid, huge_ints, wrong_values),
             "threshold": st.one_of(threshold_valid, st.floats(), huge_ints, wrong_values),
             "exclude_used": st.one_of(st.booleans(), wrong_values),
+            "explain": st.one_of(st.booleans(), wrong_values),
+            "model": st.one_of(st.sampled_from(["default", "forum", "a b", ""]), wrong_values),
         },
     ),
     st.one_of(st.just({}), st.dictionaries(st.text(ANY_CHAR, max_size=10), any_json, max_size=2)),
@@ -175,7 +181,7 @@ any_requests = st.builds(
 def one_field_wrong(draw):
     """A valid request with one field (present or not) replaced by a value of a wrong type or range."""
     request = dict(draw(valid_requests))
-    field = draw(st.sampled_from(["text", "texts", "k", "threshold", "exclude_used"]))
+    field = draw(st.sampled_from(["text", "texts", "k", "threshold", "exclude_used", "explain", "model"]))
     request[field] = draw(wrong_values)
     return request
 
@@ -231,7 +237,7 @@ def request_problems(body):
     if not isinstance(body, dict):
         return {"invalid_body"}
     problems = set()
-    if set(body) - {"text", "texts", "k", "threshold", "exclude_used"}:
+    if set(body) - {"text", "texts", "k", "threshold", "exclude_used", "explain", "model"}:
         problems.add("unknown_field")
     if ("text" in body) == ("texts" in body):
         problems.add("missing_text")
@@ -250,6 +256,13 @@ def request_problems(body):
         problems.add("invalid_threshold")
     if not isinstance(body.get("exclude_used", False), bool):
         problems.add("invalid_exclude_used")
+    if not isinstance(body.get("explain", False), bool):
+        problems.add("invalid_explain")
+    model = body.get("model", "default")
+    if not (isinstance(model, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", model)):
+        problems.add("invalid_model")
+    elif model != "default":  # the only model of the tiny deployment
+        problems.add("unknown_model")
     return problems
 
 
@@ -294,7 +307,10 @@ def check_result(result, text, request):
     """One text's result: shape, options honoured, and what the tiny model must answer."""
     k, threshold = request.get("k", 5), request.get("threshold", 0.0)
     exclude_used = request.get("exclude_used", False)
-    assert set(result) == {"hashtags_already_used", "hashtags_recommended"}, result
+    explain = request.get("explain", False)
+    assert set(result) - {"words_not_explained" if explain else None} == {
+        "hashtags_already_used", "hashtags_recommended", "model"}, result
+    assert result["model"] == request.get("model", "default")
     used, recommended = result["hashtags_already_used"], result["hashtags_recommended"]
     assert isinstance(used, list) and len(set(used)) == len(used)
     for tag in used:
@@ -306,7 +322,7 @@ def check_result(result, text, request):
     probabilities = [r["probability"] for r in recommended]
     assert probabilities == sorted(probabilities, reverse=True)
     for r in recommended:
-        assert set(r) == {"hashtag", "probability"}
+        assert set(r) == {"hashtag", "probability", *(["explained_by"] if explain else [])}
         assert r["hashtag"] in {"#" + label for label in LABELS}, r
         assert isinstance(r["probability"], float) and threshold <= r["probability"] <= 1
         assert not (exclude_used and r["hashtag"] in used)
@@ -405,7 +421,7 @@ def test_any_request_object_gets_its_documented_answer(app, body, via, b64):
 
 @given(
     request=valid_requests,
-    field=st.sampled_from(["text", "texts", "k", "threshold", "exclude_used"]),
+    field=st.sampled_from(["text", "texts", "k", "threshold", "exclude_used", "explain", "model"]),
     value=st.one_of(st.sampled_from(TYPE_CONFUSIONS), wrong_values),
     via=st.sampled_from(["rest", "direct"]),
 )
@@ -427,7 +443,7 @@ def test_a_wrong_value_in_one_field_is_named(app, request, field, value, via):
 # ---------------------------------------------------------------------------------------------
 # 2. Any body text: arbitrary, truncated or invalid JSON, deep nesting, huge numbers, bad base64.
 
-fields = st.sampled_from(["text", "texts", "k", "threshold", "exclude_used", "other"])
+fields = st.sampled_from(["text", "texts", "k", "threshold", "exclude_used", "explain", "model", "other"])
 number_literals = st.one_of(
     st.builds(
         lambda sign, digits, n, fraction, exponent: sign + digits[0] * n + fraction + exponent,
@@ -569,7 +585,7 @@ def test_mutated_api_gateway_events_get_a_documented_answer(app, event, with_con
     elif status == 200 and "status" in answer:  # GET /health
         assert answer["status"] == "ok" and answer["model"]["labels"] == len(LABELS)
     elif status == 200:
-        assert set(answer) in ({"results"}, {"hashtags_already_used", "hashtags_recommended"})
+        assert set(answer) in ({"results"}, {"hashtags_already_used", "hashtags_recommended", "model"})
 
 
 # ---------------------------------------------------------------------------------------------

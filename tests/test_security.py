@@ -133,9 +133,12 @@ def test_child_argv_environment_and_fds_are_fixed_and_hostile_texts_change_nothi
     batch = cold_app.tagRecommendations(rest_event({"texts": texts, "exclude_used": True}), LambdaContext())
     assert batch["statusCode"] == 200 and len(json.loads(batch["body"])["results"]) == len(texts)
     # Fields or event parts naming paths or settings are refused or ignored, never used.
-    for extra in ({"model": "/etc/passwd"}, {"binary": "/bin/sh"}, {"MODEL_PATH": "/etc/passwd"}, {"env": {"A": "1"}}):
+    # ("model" names a model of the deployment, never a path: one is not a name.)
+    for extra, code in [({"model": "/etc/passwd"}, "invalid_model"), ({"model": "passwd"}, "unknown_model"),
+                        ({"binary": "/bin/sh"}, "unknown_field"), ({"MODEL_PATH": "/etc/passwd"}, "unknown_field"),
+                        ({"env": {"A": "1"}}, "unknown_field")]:
         response = cold_app.tagRecommendations(rest_event({"text": "python", **extra}), LambdaContext())
-        assert response["statusCode"] == 400 and json.loads(response["body"])["error"]["code"] == "unknown_field"
+        assert response["statusCode"] == 400 and json.loads(response["body"])["error"]["code"] == code
     event = rest_event({"text": "python"})
     event.update(
         queryStringParameters={"model": "/etc/passwd"},

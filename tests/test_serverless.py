@@ -10,9 +10,11 @@ whose size is what matters for Lambda's limits.
 
 import hashlib
 import json
+import os
 import re
 import socket
 import stat
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -20,11 +22,16 @@ import pytest
 
 from handler import ROUTES
 from support import (
+    CLI_TIMEOUT,
     LOCAL_RUNTIME,
+    NAMED_MODELS,
     PYTHON_TEXT,
     ROOT,
+    SERVERLESS,
     ZIP_NAME,
     api_methods,
+    cli_env,
+    function_url_event,
     live_processes_in_group,
     make_service,
     offline_server,
@@ -38,15 +45,49 @@ from support import (
 MAX_ZIP_BYTES = 15 * 1024 * 1024
 
 
+def listed_patterns() -> list[str]:
+    """package-files.txt: what ships in the zip, one serverless-style pattern per line."""
+    lines = (line.strip() for line in (ROOT / "package-files.txt").read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
+    table = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(table.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def files_the_list_ships(service: Path, extra: tuple[str, ...] = ()) -> set[str]:
+    """The service's files that package-files.txt (and `extra` patterns after it) include: the
+    last pattern that matches a file decides, as in serverless's package.patterns."""
+    patterns = [(p.startswith("!"), _glob_regex(p.lstrip("!"))) for p in [*listed_patterns(), *extra]]
+    shipped = set()
+    for path in service.rglob("*"):
+        rel = path.relative_to(service).as_posix()
+        if rel.startswith(("node_modules/", ".serverless/")) or not path.is_file():
+            continue
+        included = False
+        for negated, regex in patterns:
+            if regex.match(rel):
+                included = not negated
+        if included:
+            shipped.add(rel)
+    return shipped
+
+
 @pytest.fixture(scope="module")
 def packaged(service) -> zipfile.ZipFile:
     with package(service) as zf:
         yield zf
 
 
-def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path) -> None:
+def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path, models: set[str] = frozenset()) -> None:
+    """The zip holds what package-files.txt lists (with the binary and model.bin), and that is
+    exactly handler.py's modules, the files it serves, the binary, the model and `models`."""
     modules = runtime_modules(service)
-    assert sorted(zf.namelist()) == sorted(modules | static_files() | {"fasttext", "model.bin"})
+    expected = modules | static_files() | {"fasttext", "model.bin"} | models
+    assert files_the_list_ships(service, ("fasttext", "model.bin")) == expected
+    assert sorted(zf.namelist()) == sorted(expected)
     for name in modules | static_files():
         assert zf.read(name) == (service / name).read_bytes(), name
     binary = zf.getinfo("fasttext")
@@ -63,7 +104,7 @@ def assert_ships_exactly_the_runtime(zf: zipfile.ZipFile, service: Path) -> None
 
 def test_package_ships_exactly_the_runtime(packaged, service):
     assert {"handler.py", "recommender.py", "fasttext_process.py", "text_cleaning.py"} <= runtime_modules()
-    assert_ships_exactly_the_runtime(packaged, service)
+    assert_ships_exactly_the_runtime(packaged, service, {f"models/{name}.bin" for name in NAMED_MODELS})
 
 
 def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fasttext_binary, shipped_model):
@@ -72,6 +113,35 @@ def test_package_with_the_real_model_fits_lambda(tmp_path, serverless_cli, fastt
         assert_ships_exactly_the_runtime(zf, service)
     size = (service / ".serverless" / ZIP_NAME).stat().st_size
     assert size <= MAX_ZIP_BYTES, f"the zip has {size / 2**20:.1f} MiB; keep it within {MAX_ZIP_BYTES // 2**20} MiB"
+
+
+@pytest.mark.slow
+def test_package_says_how_much_room_is_left_under_lambdas_limits(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / "fasttext-serverless", tiny_model)
+    result = run_cli(service, "package")
+    output = result.stdout + result.stderr
+    match = re.search(r"Package: ([\d.]+) MB zipped \(([\d.]+) MB left of Lambda's 50\.0 MB for a direct upload\), "
+                      r"([\d.]+) MB unzipped \(([\d.]+) MB left of 250\.0 MB\)", output)
+    assert match, output
+    with zipfile.ZipFile(service / ".serverless" / ZIP_NAME) as zf:
+        unzipped = sum(info.file_size for info in zf.infolist())
+    zipped = (service / ".serverless" / ZIP_NAME).stat().st_size
+    mb = 2**20
+    assert [float(g) for g in match.groups()] == [round(zipped / mb, 1), round(50 - zipped / mb, 1),
+                                                  round(unzipped / mb, 1), round(250 - unzipped / mb, 1)]
+
+
+@pytest.mark.slow
+def test_package_over_lambdas_limit_is_refused_and_not_left_behind(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / "fasttext-serverless", tiny_model)
+    (service / "models" / "huge.bin").write_bytes(os.urandom(51 * 2**20))  # random: it does not compress
+    result = subprocess.run([str(SERVERLESS), "package"], cwd=service, env=cli_env(), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "The package is too big for Lambda:" in output and "left of Lambda's 50.0 MB" in output, output
+    assert "Keep large models in S3" in output
+    assert not (service / ".serverless" / ZIP_NAME).exists()
 
 
 def test_package_template_describes_the_function_and_its_routes(packaged, service):
@@ -124,6 +194,18 @@ def test_invoke_local_recommends(service):
     assert body["hashtags_recommended"][0]["hashtag"] == "#python"
 
 
+@pytest.mark.slow
+def test_invoke_local_answers_a_function_url_event_with_the_model_it_names(service):
+    response = invoke_local(service, function_url_event({"text": PYTHON_TEXT, "model": "forum", "explain": True}))
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    assert body["model"] == "forum" and body["hashtags_recommended"][0]["hashtag"] == "#python"
+    # The tiny model is sure of #python (1.0) without any one word of it: no word to name, honestly.
+    assert all(isinstance(r["explained_by"], list) for r in body["hashtags_recommended"])
+    response = invoke_local(service, function_url_event(None, method="GET", path="/health"))
+    assert [m["name"] for m in json.loads(response["body"])["models"]] == ["default", *NAMED_MODELS]
+
+
 def test_invoke_local_reports_a_bad_request(service):
     response = invoke_local(service, {"texts": []})
     assert response["statusCode"] == 400
@@ -167,6 +249,8 @@ def test_offline_rejects_invalid_json(offline, content_type):
 
 
 def test_offline_health_keeps_one_warm_fasttext_process(offline, tiny_model):
+    status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())
+    assert status == 200, raw
     answers = []
     for _ in range(2):
         status, _, raw = request(offline.url + "/health")
@@ -175,8 +259,20 @@ def test_offline_health_keeps_one_warm_fasttext_process(offline, tiny_model):
     assert answers[0]["status"] == "ok"
     assert answers[0]["model"]["sha256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
     # The same Python worker and fastText process answer every request, as in a warm container.
+    assert answers[0]["fasttext"]["pid"] is not None
     assert answers[0]["fasttext"]["pid"] == answers[1]["fasttext"]["pid"]
     assert answers[0]["fasttext"]["starts"] == answers[1]["fasttext"]["starts"] == 1
+
+
+@pytest.mark.slow
+def test_offline_answers_with_the_named_model_and_refuses_unknown_ones(offline):
+    assert request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())[0] == 200
+    status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT, "model": "forum"}).encode())
+    assert status == 200 and json.loads(raw)["model"] == "forum", raw
+    status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT, "model": "news"}).encode())
+    assert status == 400 and json.loads(raw)["error"]["code"] == "unknown_model"
+    listed = json.loads(request(offline.url + "/health")[2])["models"]
+    assert [(m["name"], m["running"]) for m in listed] == [("default", True), ("forum", True)]
 
 
 def test_offline_answers_cors_preflight(offline):
@@ -241,8 +337,14 @@ def test_offline_request_ids_are_unique_and_logged_with_the_platforms(offline):
         assert entry["apigw_request_id"] not in ids and entry["apigw_request_id"]
 
 
-def test_offline_stops_with_its_whole_process_group(service, tmp_path):
+def test_offline_fresh_health_starts_no_fasttext_child_and_stop_ends_the_whole_group(service, tmp_path):
     with offline_server(service, tmp_path / "offline.log") as server:
+        # A fresh function's health starts its Python worker, and no fastText child.
+        status, _, raw = request(server.url + "/health")
+        assert status == 200 and [m["running"] for m in json.loads(raw)["models"]] == [False, False], raw
+        running = live_processes_in_group(server.pgid)
+        assert any("invoke.py" in cmd for cmd in running), running
+        assert not any("predict-prob" in cmd for cmd in running), running
         status, _, raw = request(server.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())
         assert status == 200, raw
         running = live_processes_in_group(server.pgid)

@@ -17,8 +17,16 @@ import os
 import sys
 from pathlib import Path
 
-from fasttext_process import FastTextError
-from recommender import DEFAULT_K, MAX_K, MAX_TEXTS, InvalidRequest, RecommendationRequest, Recommender, parse_request
+from recommender import (
+    DEFAULT_K,
+    MAX_K,
+    MAX_TEXTS,
+    InvalidRequest,
+    ModelUnavailable,
+    RecommendationRequest,
+    Recommender,
+    parse_request,
+)
 from training.fasttext_cli import ROOT
 
 
@@ -68,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         for request in requests:
             for result in recommender.recommend(request):
                 print(json.dumps(result, ensure_ascii=False))
-    except FastTextError as e:
+    except ModelUnavailable as e:
         raise SystemExit(f"error: {e}") from None
     finally:
         recommender.close()
