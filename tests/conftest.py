@@ -20,6 +20,7 @@ from support import (
     NAMED_MODELS,
     ROOT,
     SERVERLESS,
+    fresh_handler,
     make_service,
     offline_server,
     train_supervised,
@@ -123,3 +124,10 @@ def offline(service, tmp_path_factory):
     """`serverless offline` serving `service` on free loopback ports."""
     with offline_server(service, tmp_path_factory.mktemp("offline") / "offline.log") as server:
         yield server
+
+
+@pytest.fixture
+def app(lambda_env, monkeypatch):
+    """The handler with a recommender built from the environment, as at a Lambda cold start."""
+    with fresh_handler(monkeypatch) as fresh:
+        yield fresh

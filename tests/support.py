@@ -124,6 +124,27 @@ class LambdaContext:
         self.aws_request_id = request_id
 
 
+@contextlib.contextmanager
+def fresh_handler(monkeypatch):
+    """The handler module with a recommender built from the environment, as at a Lambda cold start;
+    its fastText processes are stopped after."""
+    import handler
+    from recommender import Recommender
+
+    recommender = Recommender.from_environment()
+    monkeypatch.setattr(handler, "recommender", recommender)
+    try:
+        yield handler
+    finally:
+        recommender.close()
+
+
+def call(app, event) -> tuple[int, dict]:
+    """The handler's status and decoded body for an event, called as Lambda calls it."""
+    response = app.tagRecommendations(event, LambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
 # --- a copy of the project for the Serverless CLI ---------------------------------------------------
 
 # Things a checkout or a build has that must never be shipped, beside the repository's own

@@ -2,13 +2,9 @@
 itself (a one-shot `predict-prob ... -1` on the text with and without the word)."""
 
 import gzip
-import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
-import handler
 from fasttext_process import FastTextProcess, parse_answer
 from recommender import (
     MAX_EXPLAINED_BY,
@@ -19,21 +15,8 @@ from recommender import (
     Recommender,
     parse_request,
 )
-from support import ROOT, LambdaContext, function_url_event, rest_event
+from support import ROOT, call, function_url_event, rest_event
 from text_cleaning import clean_text
-
-
-@pytest.fixture
-def app(lambda_env, monkeypatch):
-    recommender = Recommender.from_environment()
-    monkeypatch.setattr(handler, "recommender", recommender)
-    yield handler
-    recommender.close()
-
-
-def call(app, event) -> tuple[int, dict]:
-    response = app.tagRecommendations(event, LambdaContext())
-    return response["statusCode"], json.loads(response["body"])
 
 
 def every_label(binary: Path, model: Path, lines: list[str]) -> list[dict[str, float]]:

@@ -15,15 +15,6 @@ from support import ROOT, LambdaContext, fasttext_children, function_url_event, 
 
 
 @pytest.fixture
-def app(lambda_env, monkeypatch):
-    """handler with a recommender built from the environment, as at a Lambda cold start."""
-    recommender = Recommender.from_environment()
-    monkeypatch.setattr(handler, "recommender", recommender)
-    yield handler
-    recommender.close()
-
-
-@pytest.fixture
 def logs(capsys):
     """Read what the function logged to stdout (CloudWatch's input) as JSON lines."""
     capsys.readouterr()

@@ -1,7 +1,6 @@
 """A model kept in S3, with moto standing in for AWS; the fastText side is real."""
 
 import hashlib
-import json
 import os
 
 import boto3
@@ -12,7 +11,7 @@ from moto.core import set_initial_no_auth_action_count
 import handler
 from model_source import BundledModel, ModelSourceError, S3Model, model_from_environment
 from recommender import Recommender
-from support import LambdaContext, rest_event
+from support import call, fresh_handler, rest_event
 
 BUCKET, KEY = "tag-models", "models/debtags.bin"
 URI = f"s3://{BUCKET}/{KEY}"
@@ -41,15 +40,8 @@ def s3_app(monkeypatch, tmp_path, fasttext_binary):
     monkeypatch.setenv("MODEL_S3_URI", URI)
     monkeypatch.setenv("MODEL_DOWNLOAD_DIR", str(tmp_path))
     monkeypatch.setenv("FASTTEXT_BINARY", str(fasttext_binary))
-    recommender = Recommender.from_environment()
-    monkeypatch.setattr(handler, "recommender", recommender)
-    yield handler
-    recommender.process.close()
-
-
-def call(app, event):
-    response = app.tagRecommendations(event, LambdaContext())
-    return response["statusCode"], json.loads(response["body"])
+    with fresh_handler(monkeypatch) as fresh:
+        yield fresh
 
 
 def leftovers(directory):

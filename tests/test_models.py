@@ -2,7 +2,6 @@
 each from its own fastText process, exactly as `fasttext predict-prob` on that file answers."""
 
 import hashlib
-import json
 import os
 import random
 import signal
@@ -11,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import handler
 from fasttext_process import parse_answer
 from recommender import Recommender
-from support import TINY_TOPICS, LambdaContext, http_event, rest_event, train_supervised
+from support import TINY_TOPICS, call, fresh_handler, http_event, rest_event, train_supervised
 from text_cleaning import clean_text
 
 # A second model, on other topics than the tiny one: the same text gets other hashtags from it.
@@ -54,15 +52,8 @@ def models_dir(tmp_path_factory, fasttext_binary, tiny_model) -> Path:
 @pytest.fixture
 def app(lambda_env, models_dir, monkeypatch):
     monkeypatch.setenv("MODELS_DIR", str(models_dir))
-    recommender = Recommender.from_environment()
-    monkeypatch.setattr(handler, "recommender", recommender)
-    yield handler
-    recommender.close()
-
-
-def call(app, event) -> tuple[int, dict]:
-    response = app.tagRecommendations(event, LambdaContext())
-    return response["statusCode"], json.loads(response["body"])
+    with fresh_handler(monkeypatch) as fresh:
+        yield fresh
 
 
 def predict_prob(binary: Path, model: Path, texts: list[str], k: int) -> list[list[dict]]:
