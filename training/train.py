@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> dict:
         shipped = size_budget.within_budget(
             calibrated, build / "budget", budget_for_run, lambda path: validation.scored(validation.answers(path)),
             criterion, train_file, args.threads, log, preset_options=preset_options,
-            temperature=lambda path: validation.file_temperature(path, calibrated.labels))
+            temperature=validation.file_temperature)
         dense_scores = winner["scores"]
         final_scores = shipped.scores or dense_scores
         predictions = validation.answers(shipped.path)
@@ -446,7 +446,8 @@ def _ship(model: FastTextModel, work: Path, shipped: size_budget.Shipped, budget
     if "cutoff" in options and not shipped.preset:
         options = {**options, "cutoff": size_budget.rows_within(model, budget, options["dsub"], options["qout"])}
     quantized = size_budget.quantize_within(dense, work / "final.bin", options, budget, train_file, threads, log)
-    calibration.rescale_output(quantized, len(model.labels), model.dim, shipped.factor)
+    if shipped.factor != 1.0:
+        calibration.rescale_output(quantized, len(model.labels), model.dim, shipped.factor)
     return quantized
 
 

@@ -14,8 +14,7 @@ from training.dataset import Example
 from training.model_file import FastTextModel, table_sigmoid
 
 PREDICT_K = MAX_K  # the deepest answer callers can ask the endpoint for
-# Texts whose every label the quantized model is asked for, to fit its temperature again (every
-# label of 10,000 texts x 1,000 tags would be 10 million pairs in Python lists).
+# Texts whose answers the quantized model's temperature is fitted again on.
 TEMPERATURE_TEXTS = 2_000
 
 
@@ -63,15 +62,16 @@ class Validation:
     def answers(self, model_file: Path, k: int = PREDICT_K) -> list:
         return ft.predict_prob(self.binary, model_file, self.text_file, k)
 
-    def file_temperature(self, model_file: Path, labels: list[str]) -> float:
-        """The temperature of a model file's own answers (every label) on the first TEMPERATURE_TEXTS
-        validation texts, fitted as for the candidates."""
+    def file_temperature(self, model_file: Path) -> float:
+        """The temperature of a model file's own top-PREDICT_K answers on the first TEMPERATURE_TEXTS
+        validation texts, fitted as for the candidates on the scores behind the printed probabilities
+        (only the top answers: below -8 fastText prints 0 for every label, which no scale moves)."""
         n = min(len(self.lines), TEMPERATURE_TEXTS)
         sample = self.text_file.with_name("temperature.text.txt")
         sample.write_text("".join(line + "\n" for line in self.lines[:n]), encoding="utf-8")
-        index = {label: i for i, label in enumerate(labels)}
-        p = np.zeros((n, len(labels)))
-        for i, answer in enumerate(ft.predict_prob(self.binary, model_file, sample, -1)):
-            for label, probability in answer:
-                p[i, index[label]] = probability
-        return calibration.fit_temperature(calibration.logits(p), self.truth(labels)[:n])
+        answers = ft.predict_prob(self.binary, model_file, sample, PREDICT_K)
+        k = min(len(answer) for answer in answers)
+        p = np.array([[probability for _, probability in answer[:k]] for answer in answers])
+        y = np.array([[label in set(gold) for label, _ in answer[:k]] for answer, gold in zip(answers, self.gold)],
+                     dtype=np.float32)
+        return calibration.fit_temperature(calibration.logits(p), y)
