@@ -62,8 +62,7 @@ def auto_preset(examples: int, tags: int, tokens: int, words: int, bigrams: int)
     The `default` preset is sized for 30,000 Debian texts and 2 million hashed n-gram rows:
     on a few thousand posts it spends most of its time quantizing rows no text uses. Here
     the hash table holds about a row for every four distinct word pairs, vectors are shorter
-    for smaller data, word vectors are pretrained only when there is enough text for them,
-    and a model is quantized only when it would otherwise be large, the way `default` is.
+    for smaller data, and word vectors are pretrained only when there is enough text for them.
     The learning rate falls as the data grows, so that lr x epoch x examples stays near
     75,000 (between 0.1 and 0.5): measured on 3,000 to 23,000 texts, it was the best or within
     a few tenths of the best each time. Measured on 3,000 Debian descriptions with 64 tags
@@ -89,10 +88,9 @@ def auto_preset(examples: int, tags: int, tokens: int, words: int, bigrams: int)
         reasons.append(f"skipgram pretraining: {tokens:,} training tokens (at least 1M)")
     else:
         reasons.append(f"no pretraining: {tokens:,} training tokens (under 1M: too few for word vectors)")
-    if unquantized_mib > 20:
-        preset["quantize"] = {"cutoff": min(88_000, rows), "dsub": 1, "qnorm": True, "refit_norms": True}
-        reasons.append(f"quantized: about {unquantized_mib:.0f} MiB unquantized (over 20 MiB)")
-    else:
-        reasons.append(f"not quantized: about {unquantized_mib:.1f} MiB unquantized (20 MiB or less)")
+    # No quantize options of its own: the size budget (training/size_budget.py) quantizes a model
+    # over it with as many rows as fit. A fixed 88,000-row cutoff here cost 9 points of P@1 on
+    # 600,000 PyPI summaries (issue 15) and 1 point on 200,000 (training/REPORT.md).
+    reasons.append(f"about {unquantized_mib:.1f} MiB dense: the size budget decides whether to quantize")
     reasons.append(f"{tags} tags, loss ova: one independent probability per hashtag")
     return preset, reasons
