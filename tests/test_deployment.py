@@ -227,14 +227,7 @@ def package_config(tmp_path_factory, model: Path, config: Config) -> Packaged:
 
 
 @pytest.fixture(scope="module")
-def arm64_binary() -> Path:
-    binary = ROOT / "fasttext-arm64"
-    assert binary.is_file(), "run `make setup` first: the arm64 fastText binary is built by the setup"
-    return binary
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory, serverless_cli, fasttext_binary, arm64_binary, tiny_model):
+def packages(tmp_path_factory, serverless_cli, fasttext_binary, fasttext_arm64, tiny_model):
     """Each configuration packaged once, on first use."""
     cache: dict[str, Packaged] = {}
 

@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+from training.quantization import REFIT_NORMS
+from training.size_budget import fasttext_args
+
 
 def _pct(x: float) -> str:
     return f"{x:.3f}"
@@ -70,9 +73,8 @@ def data_lines(notes: list[str]) -> list[str]:
 
 
 def _options(options: dict) -> str:
-    return "`" + " ".join(f"-{k}" if v is True else f"-{k} {v}" for k, v in options.items()
-                          if v is not False and k != "refit_norms") + "`" + \
-        (" and the norm codebook refitted" if options.get("refit_norms") else "")
+    return f"`{' '.join(fasttext_args(options))}`" + (
+        " and the norm codebook refitted" if options.get(REFIT_NORMS) else "")
 
 
 def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t50: list[dict],

@@ -185,6 +185,4 @@ def quantize_within(dense: Path, destination: Path, options: dict, budget: int, 
 
 
 def _describe(options: dict) -> str:
-    return " ".join(f"-{k}" if v is True else f"-{k} {v}" for k, v in options.items()
-                    if v is not False and k != quantization.REFIT_NORMS) + \
-        (" + refit norms" if options.get(quantization.REFIT_NORMS) else "")
+    return " ".join(fasttext_args(options)) + (" + refit norms" if options.get(quantization.REFIT_NORMS) else "")

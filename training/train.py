@@ -323,7 +323,8 @@ def main(argv: list[str] | None = None) -> dict:
                 if r is not best and r is not best_any:
                     r["model"] = None  # only the best candidates' matrices are kept
             log(f"  P@1 {scores['p_at_1']:.4f}, R@5 {scores['r_at_5']:.4f}, ECE {scores['ece_top5']:.3f} "
-                f"(temperature {temperature:.3f}; {scores['ece_top5_uncalibrated']:.3f} without), {model.file_bytes() / size_budget.MIB:.1f} MiB dense, {seconds:.1f} s"
+                f"(temperature {temperature:.3f}; {scores['ece_top5_uncalibrated']:.3f} without), "
+                f"{model.file_bytes() / size_budget.MIB:.1f} MiB dense, {seconds:.1f} s"
                 + ("" if fits else "; cannot keep every row within the size budget: not eligible"))
             model = None
         winner = best or best_any
@@ -331,16 +332,14 @@ def main(argv: list[str] | None = None) -> dict:
         why = (f"{winner['candidate'].name} wins: criterion {criterion(winner['scores']):.4f}"
                + "".join(f"; {r['candidate'].name} {criterion(r['scores']):.4f}" for r in results if r is not winner))
         log(why)
-        best_any["model"] = None if best_any is not winner else best_any["model"]
+        if best_any is not winner:
+            best_any["model"] = None
 
         log("step 2/4: the winner within the size budget, scored on validation")
         calibrated = calibration.with_temperature(winner["model"], winner["temperature"])
         dense_bytes = calibrated.file_bytes()
         preset_options = None if args.no_quantize else winner["candidate"].params.get("quantize")
-        if args.no_quantize:
-            budget_for_run = max(budget, calibrated.file_bytes())
-        else:
-            budget_for_run = budget
+        budget_for_run = max(budget, dense_bytes) if args.no_quantize else budget
         shipped = size_budget.within_budget(
             calibrated, build / "budget", budget_for_run, lambda path: validation.scored(validation.answers(path)),
             criterion, train_file, args.threads, log, preset_options=preset_options,
