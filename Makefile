@@ -36,7 +36,7 @@ FASTTEXT_SRC := build/fasttext-$(FASTTEXT_VERSION)/src
 CXXFLAGS_FASTTEXT := -std=c++17 -O3 -ffp-contract=off -pthread -static -s
 APT_PACKAGES := g++ g++-aarch64-linux-gnu qemu-user-static file chromium chromium-driver
 
-.PHONY: setup tools serve test test-fast test-long lint bench data train autotune evaluate package apt-deps clean
+.PHONY: setup tools serve test test-fast test-long lint bench data train evaluate package apt-deps clean
 
 setup: tools $(MODEL)
 
@@ -112,9 +112,6 @@ endif
 
 train: fasttext $(VENV)/.installed
 	$(PY) -m training.train $(if $(DATA),--train $(DATA)) $(if $(VALID),--valid $(VALID)) --output $(MODEL) $(TRAIN_ARGS)
-
-autotune: fasttext $(VENV)/.installed
-	$(PY) -m training.autotune
 
 evaluate: tools $(MODEL)
 	$(PY) -m training.evaluate --model $(MODEL) --baseline

@@ -176,10 +176,10 @@ def drop_duplicates(examples: Iterable[Example], stats: Stats) -> list[Example]:
     return list(first.values())
 
 
-def is_validation_source(source: str, seed: int) -> bool:
-    """Assign a source package to validation with probability VALID_FRACTION, by a salted hash."""
+def is_validation_source(source: str, seed: int, fraction: float = VALID_FRACTION) -> bool:
+    """Assign a source package to validation with probability `fraction`, by a salted hash."""
     digest = hashlib.sha256(f"{seed}:{source}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") < VALID_FRACTION * 2**64
+    return int.from_bytes(digest[:8], "big") < fraction * 2**64
 
 
 def split_by_source(examples: Iterable[Example], seed: int) -> tuple[list[Example], list[Example]]:

@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 from fasttext_process import LABEL_PREFIX
 from text_cleaning import normalize_tag, tag_problem
+from training.errors import TrainingError
 
 FORMATS = ("csv", "jsonl", "fasttext", "tsv")
 TEXT_COLUMNS = ("text",)
@@ -78,7 +79,7 @@ class Problem(NamedTuple):
     tag: str | None = None  # the tag as the file spells it, for BAD_TAG
 
 
-class DatasetError(Exception):
+class DatasetError(TrainingError):
     """The file cannot be read as labelled texts; the message names the file, the lines and the fix."""
 
 

@@ -1,7 +1,7 @@
 """Thin wrappers around the bundled fastText CLI: training files, train, quantize, predict.
 
-Training text goes through `text_cleaning.clean_text`, the very function the endpoint
-uses, so the model sees at training time exactly the lines it is asked at serving time.
+The lines are cleaned once, by training.prepare with `text_cleaning.clean_text`, the very function
+the endpoint uses, so the model sees at training time exactly the lines it is asked at serving time.
 """
 
 import os
@@ -13,7 +13,8 @@ from pathlib import Path
 
 from fasttext_process import LABEL_PREFIX, parse_answer
 from text_cleaning import clean_text
-from training.dataset import Example
+from training.dataset import read_examples
+from training.errors import TrainingError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BINARY = ROOT / "fasttext"
@@ -25,34 +26,27 @@ def fasttext_binary() -> Path:
     """The fastText binary: $FASTTEXT_BINARY, else ./fasttext at the repository root."""
     path = Path(os.environ.get("FASTTEXT_BINARY") or DEFAULT_BINARY)
     if not path.is_file():
-        raise SystemExit(f"fastText binary {path} is missing: run `make fasttext`")
+        raise TrainingError(f"fastText binary {path} is missing: run `make fasttext`")
     return path
 
 
-def training_line(example: Example) -> str:
-    """One fastText training line: `__label__a __label__b <clean_text(text)>`."""
-    labels = " ".join(LABEL_PREFIX + label for label in example.labels)
-    return f"{labels} {clean_text(example.text)}"
-
-
-def write_training_file(examples: Iterable[Example], path: Path) -> int:
-    """Write examples in fastText's supervised format; return how many were written."""
-    n = 0
+def write_training_file(gold: Sequence[Sequence[str]], lines: Sequence[str], path: Path) -> None:
+    """Cleaned lines and their labels in fastText's supervised format, `__label__a __label__b line`."""
     with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for example in examples:
-            f.write(training_line(example) + "\n")
-            n += 1
-    return n
+        for labels, line in zip(gold, lines):
+            f.write(" ".join(LABEL_PREFIX + label for label in labels) + " " + line + "\n")
 
 
-def write_text_file(examples: Iterable[Example], path: Path) -> int:
-    """Write only the cleaned texts, one a line, as the endpoint sends them to predict-prob."""
-    n = 0
+def write_lines(lines: Iterable[str], path: Path) -> None:
+    """Cleaned lines, one a line, as the endpoint sends them to predict-prob."""
     with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for example in examples:
-            f.write(clean_text(example.text) + "\n")
-            n += 1
-    return n
+        for line in lines:
+            f.write(line + "\n")
+
+
+def corpus_lines(corpus: str) -> list[str]:
+    """The cleaned texts of a further corpus for word vectors (a dataset file, relative to the repository)."""
+    return [clean_text(e.text) for e in read_examples(ROOT / corpus)]
 
 
 def params_to_args(params: dict) -> list[str]:
@@ -96,28 +90,8 @@ def pretrain(binary: Path, text_file: Path, output_prefix: Path, pparams: dict, 
     """
     pparams = dict(pparams)
     model = pparams.pop("model", "skipgram")
-    if model not in ("skipgram", "cbow"):
-        raise SystemExit(f"pretrain model must be skipgram or cbow, not {model!r}")
     cmd = [binary, model, "-input", text_file, "-output", output_prefix,
            *params_to_args(pparams), "-thread", str(threads), "-verbose", str(verbose)]
-    return run(cmd, quiet=quiet)
-
-
-def quantize(binary: Path, train_file: Path, output_prefix: Path, qparams: dict, threads: int = 2,
-             verbose: int = 2, quiet: bool = False) -> float:
-    """`fasttext quantize` of OUTPUT_PREFIX.bin into OUTPUT_PREFIX.ftz; returns seconds taken.
-
-    qparams: cutoff (int), retrain/qnorm/qout (bools), dsub (int), and for -retrain the
-    training parameters (lr, epoch) it re-reads from the command line.
-    """
-    cmd = [binary, "quantize", "-input", train_file, "-output", output_prefix]
-    for name, value in qparams.items():
-        if isinstance(value, bool):
-            if value:
-                cmd.append(f"-{name}")
-        elif value is not None:
-            cmd += [f"-{name}", str(value)]
-    cmd += ["-thread", str(threads), "-verbose", str(verbose)]
     return run(cmd, quiet=quiet)
 
 
@@ -133,21 +107,3 @@ def predict_prob(binary: Path, model: Path, text_file: Path, k: int) -> list[lis
     if lines and lines[-1] == "":
         lines.pop()
     return [parse_answer(line) for line in lines]
-
-
-def fasttext_test(binary: Path, model: Path, labelled_file: Path, k: int) -> dict:
-    """`fasttext test MODEL FILE K`: fastText's own N, P@k, R@k (used as a cross-check)."""
-    result = subprocess.run(
-        [str(binary), "test", str(model), str(labelled_file), str(k)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True,
-    )
-    out = {}
-    for line in result.stdout.decode().splitlines():
-        key, _, value = line.partition("\t")
-        if key == "N":
-            out["n"] = int(value)
-        elif key.startswith("P@"):
-            out["precision"] = float(value)
-        elif key.startswith("R@"):
-            out["recall"] = float(value)
-    return out

@@ -1,19 +1,59 @@
 """From the examples a user's files hold to the training and validation sets, saying what is dropped.
 
-Nothing is dropped silently: each rule that drops something prints one summary line.
+Nothing is dropped silently: each rule that drops something prints one summary line. Each text is
+cleaned once, here (text_cleaning.clean_text, as the endpoint cleans requests): a Part holds the
+examples with their cleaned lines, and every learner, score and file downstream reads the lines.
 """
 
 from collections import Counter
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from text_cleaning import clean_text
-from training.build_dataset import is_validation_source
-from training.dataset import BAD_TAG, NO_HASHTAG_LEFT, Columns, DatasetError, Example, Problem, read_dataset
+from training.build_dataset import VALID_FRACTION, is_validation_source
+from training.dataset import BAD_TAG, NO_HASHTAG_LEFT, Columns, Example, Problem, read_dataset
+from training.errors import TrainingError
 
-DEFAULT_MIN_TAG_COUNT = 3
+DEFAULT_MIN_TAG_COUNT = 1  # a logistic regression learns a tag from one example: none is dropped by default
 SPLIT_SEED = 1
+MAX_VALID = 10_000  # validation rows kept from --train: enough to choose and calibrate; the rest trains
 _SHOWN = 5
+
+
+@dataclass
+class Part:
+    """Examples and their cleaned lines, in the same order."""
+
+    examples: list[Example]
+    lines: list[str]
+
+    @property
+    def gold(self) -> list[list[str]]:
+        return [e.labels for e in self.examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __add__(self, other: "Part") -> "Part":
+        return Part(self.examples + other.examples, self.lines + other.lines)
+
+    def label_counts(self) -> Counter:
+        return Counter(label for e in self.examples for label in e.labels)
+
+
+@dataclass
+class Split:
+    """The training and validation parts, what was read and dropped, and where validation came from."""
+
+    train: Part
+    valid: Part
+    notes: list[str] = field(default_factory=list)
+    valid_from_file: bool = False  # validation is a file of its own, not a part of --train
+    export_tags: int = 0  # distinct usable tags in the training file, before any was dropped
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(self.train.label_counts())
 
 
 def _first(items: list) -> str:
@@ -50,21 +90,13 @@ def note_problems(problems: list[Problem], name: str, notes: list[str]) -> None:
             notes.append(f"dropped {len(found)} {name} rows {rule} ({_where(found)}){first}")
 
 
-def _drop(examples: list[Example], unwanted: Callable[[Example], bool], what: str, notes: list[str]) -> list[Example]:
-    kept, dropped = [], []
-    for example in examples:
-        (dropped if unwanted(example) else kept).append(example)
-    _note_dropped(dropped, what, notes)
-    return kept
-
-
-def drop_unusable(examples: list[Example], name: str, notes: list[str], seen: set[str]) -> list[Example]:
+def drop_unusable(examples: list[Example], name: str, notes: list[str], seen: set[str]) -> Part:
     """Drop examples with no words, with no tags, and repeats of a text already in `seen`.
 
     `seen` holds the cleaned texts met so far and gains the kept ones, so that validation
     rows repeating a training text are dropped too.
     """
-    kept, no_words, no_tags, repeats = [], [], [], []
+    kept, lines, no_words, no_tags, repeats = [], [], [], [], []
     where = "earlier or in the training set" if seen else "earlier"
     for example in examples:
         line = clean_text(example.text)
@@ -77,68 +109,82 @@ def drop_unusable(examples: list[Example], name: str, notes: list[str], seen: se
         else:
             seen.add(line)
             kept.append(example)
+            lines.append(line)
     _note_dropped(no_words, f"{name} rows whose text has no words", notes)
     _note_dropped(no_tags, f"{name} rows with no tags", notes)
     _note_dropped(repeats, f"{name} rows whose text is a duplicate of one {where} (the first is kept)", notes)
-    return kept
+    return Part(kept, lines)
 
 
-def split(examples: list[Example], by_group: bool, seed: int = SPLIT_SEED) -> tuple[list[Example], list[Example]]:
-    """A reproducible (train, valid) split: about VALID_FRACTION by a seeded hash of the group or id."""
-    train, valid = [], []
-    for example in examples:
-        key = example.group if by_group else example.id
-        (valid if is_validation_source(key, seed) else train).append(example)
+def split(part: Part, by_group: bool, seed: int = SPLIT_SEED) -> tuple[Part, Part]:
+    """A reproducible (train, valid) split by a seeded hash of the group or id: VALID_FRACTION of the
+    rows, or MAX_VALID when that is fewer."""
+    fraction = min(VALID_FRACTION, MAX_VALID / max(1, len(part)))
+    train, valid = Part([], []), Part([], [])
+    for example, line in zip(part.examples, part.lines):
+        side = valid if is_validation_source(example.group if by_group else example.id, seed, fraction) else train
+        side.examples.append(example)
+        side.lines.append(line)
     return train, valid
 
 
-def drop_rare_tags(train: list[Example], valid: list[Example], min_count: int,
-                   notes: list[str]) -> tuple[list[Example], list[Example]]:
+def drop_rare_tags(train: Part, valid: Part, min_count: int, notes: list[str]) -> tuple[Part, Part]:
     """Keep the tags seen at least `min_count` times in training; validation keeps only those too."""
-    counts = Counter(label for example in train for label in example.labels)
+    counts = train.label_counts()
     rare = sorted(label for label, n in counts.items() if n < min_count)
     if rare:
         shown = ", ".join("#" + label for label in rare[:_SHOWN]) + (", ..." if len(rare) > _SHOWN else "")
         notes.append(f"dropped {len(rare)} tags seen fewer than {min_count} times in training "
                      f"(--min-tag-count): {shown}")
     known = {label for label, n in counts.items() if n >= min_count}
-    unknown = sorted({label for e in valid for label in e.labels} - set(counts))
+    unknown = sorted({label for e in valid.examples for label in e.labels} - set(counts))
     if unknown:
         shown = ", ".join("#" + label for label in unknown[:_SHOWN]) + (", ..." if len(unknown) > _SHOWN else "")
-        notes.append(f"dropped {len(unknown)} validation tags that no training example has: {shown}")
-    train = [e._replace(labels=[label for label in e.labels if label in known]) for e in train]
-    valid = [e._replace(labels=[label for label in e.labels if label in known]) for e in valid]
-    train = _drop(train, lambda e: not e.labels, "training rows left with no tags", notes)
-    valid = _drop(valid, lambda e: not e.labels, "validation rows left with no tags", notes)
+        notes.append(f"{len(unknown)} validation tags that no training row has are not scored: {shown}")
+    train = _keep_tags(train, known, "training rows left with no tags", notes)
+    valid = _keep_tags(valid, known, "validation rows left with no tag the training rows have", notes)
     return train, valid
 
 
-def summary(train: list[Example], valid: list[Example], top: int = 10) -> list[str]:
+def _keep_tags(part: Part, known: set[str], what: str, notes: list[str]) -> Part:
+    kept, dropped = Part([], []), []
+    for example, line in zip(part.examples, part.lines):
+        labels = [label for label in example.labels if label in known]
+        if labels:
+            kept.examples.append(example._replace(labels=labels))
+            kept.lines.append(line)
+        else:
+            dropped.append(example)
+    _note_dropped(dropped, what, notes)
+    return kept
+
+
+def summary(split: Split, top: int = 10) -> list[str]:
     """Lines describing the data about to be trained on: sizes, tags, the most and least frequent."""
-    counts = Counter(label for example in train for label in example.labels)
-    per_example = [len(example.labels) for example in train]
+    counts = split.train.label_counts()
+    per_example = [len(example.labels) for example in split.train.examples]
     ranked = counts.most_common()
     return [
-        f"{len(train)} training and {len(valid)} validation examples, {len(counts)} tags",
+        f"{len(split.train)} training and {len(split.valid)} validation examples; {len(counts)} tags to learn "
+        f"of the {split.export_tags} usable tags in the export",
         f"tags per training example: mean {sum(per_example) / len(per_example):.2f}, max {max(per_example)}",
         "most frequent: " + ", ".join(f"#{label} {n}" for label, n in ranked[:top]),
         "least frequent: " + ", ".join(f"#{label} {n}" for label, n in ranked[::-1][:top]),
     ]
 
 
-def load(source: dict) -> tuple[list[Example], list[Example], list[str]]:
-    """(train, valid, lines describing what was read, dropped and split), or SystemExit naming every bad row."""
+def load(source: dict) -> Split:
+    """The training and validation parts of the data `source` names, with lines describing what was read,
+    dropped and split; DatasetError (a TrainingError) naming every bad row of a file that is refused."""
     columns, strict = Columns(**source["columns"]), source.get("strict", False)
     notes = []
-    try:
-        train_set = read_dataset(Path(source["train"]), source["format"], columns, strict)
-        valid_set = read_dataset(Path(source["valid"]), source["format"], columns, strict) if source["valid"] else None
-    except DatasetError as e:
-        raise SystemExit(f"error: {e}") from None
+    train_set = read_dataset(Path(source["train"]), source["format"], columns, strict)
+    valid_set = read_dataset(Path(source["valid"]), source["format"], columns, strict) if source["valid"] else None
     notes.append(f"read {train_set.rows_read()} rows of {train_set.path} as {train_set.format}")
     note_problems(train_set.problems, "training", notes)
     seen = set()
     train = drop_unusable(train_set.examples, "training", notes, seen)
+    export_tags = len(train.label_counts())
     if valid_set is not None:
         notes.append(f"read {valid_set.rows_read()} rows of {valid_set.path} as {valid_set.format}")
         note_problems(valid_set.problems, "validation", notes)
@@ -149,11 +195,13 @@ def load(source: dict) -> tuple[list[Example], list[Example], list[str]]:
         notes.append(f"no --valid: kept {len(valid)} of {len(train) + len(valid)} examples for validation, "
                      f"split by {by} with seed {source['split_seed']} (--split-seed)")
     train, valid = drop_rare_tags(train, valid, source["min_tag_count"], notes)
-    return train, valid, notes
+    result = Split(train, valid, notes, valid_from_file=valid_set is not None, export_tags=export_tags)
+    require_examples(result)
+    return result
 
 
-def require_examples(train: list[Example], valid: list[Example]) -> None:
+def require_examples(split: Split) -> None:
     """Stop when the drops left nothing to train on or to validate with."""
-    if not train or not valid:
-        raise SystemExit(f"error: {'no training' if not train else 'no validation'} examples are left "
-                         f"after the drops above; more data, or a --valid file, is needed")
+    if not split.train or not split.valid:
+        raise TrainingError(f"{'no training' if not split.train else 'no validation'} examples are left after "
+                            f"the drops above; more data, or a --valid file, is needed")

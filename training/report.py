@@ -2,9 +2,6 @@
 
 from pathlib import Path
 
-from training.quantization import REFIT_NORMS
-from training.size_budget import fasttext_args
-
 
 def _pct(x: float) -> str:
     return f"{x:.3f}"
@@ -72,75 +69,78 @@ def data_lines(notes: list[str]) -> list[str]:
             "rows or tags; all that training said about the data:", ""] + [f"- {note}" for note in notes]
 
 
-def _options(options: dict) -> str:
-    return f"`{' '.join(fasttext_args(options))}`" + (
-        " and the norm codebook refitted" if options.get(REFIT_NORMS) else "")
+def header_lines(m: dict) -> list[str]:
+    refit = m["refit"]
+    return [
+        f"# Model report: {m['winner']}",
+        "",
+        f"- model: `{m['model']}`, {m['model_bytes']:,} bytes ({m['model_bytes'] / 2**20:.2f} MiB, budget "
+        f"{m['size_budget_bytes'] / 2**20:g} MiB), {m['labels']:,} hashtags known of the {m['export_tags']:,} "
+        f"usable tags in the export; {m['setting']}",
+        f"- candidates fitted on {m['train_examples']:,} examples and scored on {m['valid_examples']:,} validation "
+        f"examples; {refit['why']}",
+        f"- calibration: the output matrix scaled by {m['temperature']:.3f}, fitted on the calibration half of "
+        f"validation" + (f"; the refit's by {refit['temperature']:.3f} (x {refit['scale_ratio']:.3f}, the ratio "
+                         f"of the two models' score scales)" if refit["done"] else ""),
+        f"- every figure below is measured on {m['metrics_of']}; `fasttext predict-prob` on the written file "
+        f"differs from the Python scores by at most {m['binary_check']['largest_difference']:.2g} "
+        f"({m['binary_check']['texts']} texts)",
+        f"- training wall time: {m['training_seconds']:.1f} s ("
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in m["steps_seconds"].items()) + ")",
+    ]
+
+
+def candidate_lines(m: dict) -> list[str]:
+    lines = [
+        "",
+        "## Candidates",
+        "",
+        f"Criterion: {m['criterion']}. {m['why']}. P@1, R@5 and top-5 ECE on the selection half, the ECE "
+        f"with the temperature fitted on the other half.",
+        "",
+        "| candidate | as written | P@1 | R@5 | top-5 ECE (uncalibrated) | temperature | MiB | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in m["candidates"]:
+        name = f"**{c['name']}**" if c["name"] == m["winner"] else c["name"]
+        lines.append(f"| {name} | {c['setting']} | {_pct(c['p_at_1'])} | {_pct(c['r_at_5'])} | {c['ece_top5']:.3f} "
+                     f"({c['ece_top5_uncalibrated']:.3f}) | {c['temperature']:.3f} | {c['bytes'] / 2**20:.2f} | "
+                     f"{c['seconds']:.1f} |")
+    b = m.get("baseline")
+    if b:
+        lines.append(f"| {b['name']} | - | {_pct(b['p_at_1'])} | {_pct(b['r_at_5'])} | {b['ece_top5']:.3f} | - | - | "
+                     f"{b['seconds']:.1f} |")
+    for note in m.get("learner_notes", []):
+        lines += ["", note]
+    if m["quantize_tried"]:
+        lines += ["", "Settings the size budget tried for the winner (selection half):", ""]
+        lines += [f"- {t['setting']}: {t['bytes']:,} bytes, P@1 {_pct(t['p_at_1'])}, R@5 {_pct(t['r_at_5'])}"
+                  for t in m["quantize_tried"]]
+    return lines
+
+
+def validation_lines(m: dict) -> list[str]:
+    final = m["validation"]
+    return [
+        "",
+        "## Validation metrics",
+        "",
+        f"On all {final['texts']:,} validation texts, {m['metrics_of']}. fastText's definitions: P@k = correct in "
+        "top k / (k x examples); R@k = correct in top k / gold labels.",
+        "",
+        "| P@1 | R@1 | P@5 | R@5 | top-5 ECE |",
+        "|---|---|---|---|---|",
+        f"| **{_pct(final['p_at_1'])}** | {_pct(final['r_at_1'])} | {_pct(final['p_at_5'])} | "
+        f"**{_pct(final['r_at_5'])}** | {final['ece_top5']:.3f} |",
+    ]
 
 
 def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t50: list[dict],
                  curve: list[dict], figure_name: str) -> None:
-    """The Markdown report: headline metrics, quantization cost, per-hashtag table, thresholds."""
+    """The Markdown report: the candidates, the written model's metrics, calibration, per-hashtag table,
+    thresholds."""
     m = metrics
-    final, before = m["validation"], m.get("validation_unquantized")
-    lines = [
-        f"# Model report: {m['winner']}",
-        "",
-        f"- model: `{m['model']}`, {m['model_bytes']:,} bytes ({m['model_bytes'] / 2**20:.2f} MiB, budget "
-        f"{m['size_budget_bytes'] / 2**20:.0f} MiB), {m['labels']} labels, quantized: "
-        f"{'yes, ' + _options(m['quantize_params']) if m['quantized'] else 'no'}",
-        f"- candidates fitted on {m['train_examples']:,} examples and scored on {m['valid_examples']:,} validation "
-        f"examples; the winner {'refitted on all of them' if m['refit_on_all_rows'] else 'not refitted'}",
-        f"- training wall time: {m['training_seconds']:.1f} s",
-        f"- calibration: the output matrix scaled by {m['temperature']:.3f}, fitted on validation"
-        + (f", and by {m['temperature_after_quantization']:.3f} more, fitted again after quantization"
-           if m["quantized"] else ""),
-        "",
-        "## Candidates",
-        "",
-        f"Criterion: {m['criterion']}. {m['why']}.",
-        "",
-        "| candidate | P@1 | R@5 | top-5 ECE (uncalibrated) | temperature | seconds |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c in m["candidates"]:
-        name = f"**{c['name']}**" if c["name"] == m["winner"] else c["name"]
-        lines.append(f"| {name} | {_pct(c['p_at_1'])} | {_pct(c['r_at_5'])} | {c['ece_top5']:.3f} "
-                     f"({c['ece_top5_uncalibrated']:.3f}) | "
-                     f"{c['temperature']:.3f} | {c['seconds']:.1f} |")
-    b = m.get("baseline")
-    if b:
-        lines.append(f"| {b['name']} | {_pct(b['p_at_1'])} | {_pct(b['r_at_5'])} | {b['ece_top5']:.3f} | - | "
-                     f"{b['seconds']:.1f} |")
-    for note in m.get("learner_notes", []):
-        lines += ["", note]
-    lines += [
-        "",
-        "## Validation metrics",
-        "",
-        "fastText's definitions: P@k = correct in top k / (k x examples); R@k = correct in top k / gold labels.",
-        "",
-        "| model | P@1 | R@1 | P@5 | R@5 | bytes |",
-        "|---|---|---|---|---|---|",
-    ]
-    if before is not None:
-        lines.append(f"| before quantization | {_pct(before['p_at_1'])} | {_pct(before['r_at_1'])} | "
-                     f"{_pct(before['p_at_5'])} | {_pct(before['r_at_5'])} | {m['unquantized_bytes']:,} |")
-    lines.append(f"| **shipped model** | **{_pct(final['p_at_1'])}** | {_pct(final['r_at_1'])} | "
-                 f"{_pct(final['p_at_5'])} | **{_pct(final['r_at_5'])}** | {m['model_bytes']:,} |")
-    if before is not None and m["quantized"]:
-        lines += [
-            "",
-            f"What the size budget cost: P@1 {final['p_at_1'] - before['p_at_1']:+.3f}, "
-            f"R@5 {final['r_at_5'] - before['r_at_5']:+.3f}, for a model "
-            f"{m['unquantized_bytes'] / m['model_bytes']:.1f}x smaller. Settings tried:",
-            "",
-        ]
-        lines += [f"- {_options(t['options'])}: {t['bytes']:,} bytes, P@1 {_pct(t['p_at_1'])}, "
-                  f"R@5 {_pct(t['r_at_5'])}" for t in m["quantize_tried"]]
-    ft = m.get("fasttext_test")
-    if ft:
-        lines += ["", f"Cross-check with `fasttext test` (it skips gold labels unknown to the model): "
-                      f"P@1 {ft['p_at_1']:.3f}, R@5 {ft['r_at_5']:.3f} (N={ft['n']})."]
+    lines = header_lines(m) + candidate_lines(m) + validation_lines(m)
     lines += calibration_lines(m.get("calibration"))
     lines += data_lines(m.get("data_notes", []))
     lines += [

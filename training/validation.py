@@ -1,77 +1,73 @@
-"""The validation split as every candidate is scored on it: calibrated answers, P@k, R@k, the
-calibration error, and the criterion that ranks candidates."""
+"""The validation part as every candidate is scored on it: P@k, R@k, the calibration error, the
+criterion that ranks candidates, and the two seeded halves that keep choosing apart from calibrating.
 
-from pathlib import Path
+Scores are the Python scores of the model as it will be written (training/model_file.py), which
+`fasttext predict-prob` gives too: no dense stand-in, no binary run per candidate. Half of the texts
+(`select`) ranks candidates and quantization settings; the other half (`calibrate`) fits the
+temperature, so the calibration error reported for a candidate is measured on texts it was not
+fitted on.
+"""
 
 import numpy as np
 
 from recommender import MAX_K
-from text_cleaning import clean_text
 from training import calibration
-from training import fasttext_cli as ft
 from training import metrics as mt
-from training.dataset import Example
 from training.model_file import FastTextModel, table_sigmoid
+from training.prepare import Part
 
 PREDICT_K = MAX_K  # the deepest answer callers can ask the endpoint for
-# Texts whose answers the quantized model's temperature is fitted again on.
-TEMPERATURE_TEXTS = 2_000
 
 
 def criterion(scores: dict) -> float:
-    """How candidates are ranked: the mean of validation P@1 and R@5, with calibrated probabilities."""
+    """How candidates are ranked: the mean of validation P@1 and R@5."""
     return (scores["p_at_1"] + scores["r_at_5"]) / 2
 
 
 class Validation:
-    """The validation split as every candidate is scored on it."""
+    """The validation part, its halves, and its scores of a model."""
 
-    def __init__(self, examples: list[Example], build: Path, binary: Path):
-        self.examples = examples
-        self.lines = [clean_text(e.text) for e in examples]
-        self.gold = [e.labels for e in examples]
-        self.binary = binary
-        self.text_file, self.labelled_file = build / "valid.text.txt", build / "valid.txt"
-        ft.write_text_file(examples, self.text_file)
-        ft.write_training_file(examples, self.labelled_file)
+    def __init__(self, part: Part, seed: int = 0):
+        self.part = part
+        self.gold = part.gold
+        order = np.random.default_rng(seed).permutation(len(part))
+        half = len(part) // 2 if len(part) > 1 else 1
+        self.select, self.calibrate = np.sort(order[:half]), np.sort(order[half:] if len(part) > 1 else order)
+        self._truth: tuple[tuple, np.ndarray] | None = None
 
     def truth(self, labels: list[str]) -> np.ndarray:
-        index = {label: i for i, label in enumerate(labels)}
-        y = np.zeros((len(self.gold), len(labels)), dtype=np.float32)
-        for i, tags in enumerate(self.gold):
-            y[i, [index[t] for t in tags if t in index]] = 1
-        return y
+        """(texts x labels) 1 where the label is one of the text's tags."""
+        if self._truth is None or self._truth[0] != tuple(labels):
+            index = {label: i for i, label in enumerate(labels)}
+            y = np.zeros((len(self.gold), len(labels)), dtype=np.float32)
+            for i, tags in enumerate(self.gold):
+                y[i, [index[t] for t in tags if t in index]] = 1
+            self._truth = (tuple(labels), y)
+        return self._truth[1]
 
-    def calibrated(self, model: FastTextModel) -> tuple[float, dict, list]:
-        """The temperature fitted here, and the scores and answers of the model scaled by it."""
-        scores = model.scores(self.lines)
-        temperature = calibration.fit_temperature(scores, self.truth(model.labels))
-        predictions = self.top_answers(model.labels, table_sigmoid(scores * temperature))
-        uncalibrated = mt.calibration(self.gold, self.top_answers(model.labels, table_sigmoid(scores)))["ece"]
-        return temperature, {**self.scored(predictions), "ece_top5_uncalibrated": uncalibrated}, predictions
+    def scores(self, model: FastTextModel) -> np.ndarray:
+        """The model's scores of every validation text, before the sigmoid."""
+        return model.scores(self.part.lines)
 
-    @staticmethod
-    def top_answers(labels: list[str], probabilities: np.ndarray) -> list:
-        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :PREDICT_K]
-        return [[(labels[j], float(probabilities[i, j])) for j in row] for i, row in enumerate(top)]
+    def temperature(self, model: FastTextModel, scores: np.ndarray, seed: int = 0) -> float:
+        """The temperature fitted on the calibration half."""
+        rows = self.calibrate
+        return calibration.fit_temperature(scores[rows], self.truth(model.labels)[rows], seed)
 
-    def scored(self, predictions: list) -> dict:
-        return {**mt.headline(self.gold, predictions), "ece_top5": mt.calibration(self.gold, predictions)["ece"],
-                "texts_tied_at_1": sum(1 for answer in predictions if len(answer) > 1 and answer[1][1] >= 1.0)}
+    def scored(self, labels: list[str], scores: np.ndarray, rows: np.ndarray | None = None) -> tuple[dict, list]:
+        """P@1, R@5, top-5 ECE ... of the answers the scores give (on `rows`, or every text), and the answers."""
+        rows = np.arange(len(self.gold)) if rows is None else rows
+        predictions = top_answers(labels, table_sigmoid(scores[rows]))
+        gold = [self.gold[i] for i in rows]
+        return {**mt.headline(gold, predictions), "ece_top5": mt.calibration(gold, predictions)["ece"],
+                "texts_tied_at_1": sum(1 for answer in predictions if len(answer) > 1 and answer[1][1] >= 1.0),
+                "texts": len(rows)}, predictions
 
-    def answers(self, model_file: Path, k: int = PREDICT_K) -> list:
-        return ft.predict_prob(self.binary, model_file, self.text_file, k)
 
-    def file_temperature(self, model_file: Path) -> float:
-        """The temperature of a model file's own top-PREDICT_K answers on the first TEMPERATURE_TEXTS
-        validation texts, fitted as for the candidates on the scores behind the printed probabilities
-        (only the top answers: below -8 fastText prints 0 for every label, which no scale moves)."""
-        n = min(len(self.lines), TEMPERATURE_TEXTS)
-        sample = self.text_file.with_name("temperature.text.txt")
-        sample.write_text("".join(line + "\n" for line in self.lines[:n]), encoding="utf-8")
-        answers = ft.predict_prob(self.binary, model_file, sample, PREDICT_K)
-        k = min(len(answer) for answer in answers)
-        p = np.array([[probability for _, probability in answer[:k]] for answer in answers])
-        y = np.array([[label in set(gold) for label, _ in answer[:k]] for answer, gold in zip(answers, self.gold)],
-                     dtype=np.float32)
-        return calibration.fit_temperature(calibration.logits(p), y)
+def top_answers(labels: list[str], probabilities: np.ndarray, k: int = PREDICT_K) -> list:
+    """Each text's k best (label, probability), best first, as predict-prob orders them."""
+    k = min(k, probabilities.shape[1])
+    top = np.argpartition(-probabilities, k - 1, axis=1)[:, :k]
+    ordered = np.take_along_axis(top, np.argsort(-np.take_along_axis(probabilities, top, axis=1), axis=1,
+                                                 kind="stable"), axis=1)
+    return [[(labels[j], float(probabilities[i, j])) for j in row] for i, row in enumerate(ordered)]
