@@ -70,7 +70,7 @@ def data_lines(notes: list[str]) -> list[str]:
 
 
 def header_lines(m: dict) -> list[str]:
-    refit = m["refit"]
+    refit, c = m["refit"], m["calibration_fit"]
     return [
         f"# Model report: {m['winner']}",
         "",
@@ -79,9 +79,10 @@ def header_lines(m: dict) -> list[str]:
         f"usable tags in the export; {m['setting']}",
         f"- candidates fitted on {m['train_examples']:,} examples and scored on {m['valid_examples']:,} validation "
         f"examples; {refit['why']}",
-        f"- calibration: the output matrix scaled by {m['temperature']:.3f}, fitted on the calibration half of "
-        f"validation" + (f"; the refit's by {refit['temperature']:.3f} (x {refit['scale_ratio']:.3f}, the ratio "
-                         f"of the two models' score scales)" if refit["done"] else ""),
+        f"- calibration, fitted on the calibration half of validation: {c['a']:.3f} x score + {c['b']:.3f}, then "
+        f"x {c['temperature']:.3f} on the scores of the file as written"
+        + (f"; the refit's a is {refit['a']:.3f} (x {refit['scale_ratio']:.3f}, the ratio of the two models' score "
+           f"scales)" if refit["done"] else ""),
         f"- every figure below is measured on {m['metrics_of']}; `fasttext predict-prob` on the written file "
         f"differs from the Python scores by at most {m['binary_check']['largest_difference']:.2g} "
         f"({m['binary_check']['texts']} texts)",
@@ -90,21 +91,25 @@ def header_lines(m: dict) -> list[str]:
     ]
 
 
+def _fit(c: dict) -> str:
+    return f"{c['a']:.2f} x s {c['b']:+.2f}, x {c['temperature']:.2f}"
+
+
 def candidate_lines(m: dict) -> list[str]:
     lines = [
         "",
         "## Candidates",
         "",
         f"Criterion: {m['criterion']}. {m['why']}. P@1, R@5 and top-5 ECE on the selection half, the ECE "
-        f"with the temperature fitted on the other half.",
+        f"with the calibration fitted on the other half.",
         "",
-        "| candidate | as written | P@1 | R@5 | top-5 ECE (uncalibrated) | temperature | MiB | seconds |",
+        "| candidate | as written | P@1 | R@5 | top-5 ECE (uncalibrated) | a x score + b, x t | MiB | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in m["candidates"]:
         name = f"**{c['name']}**" if c["name"] == m["winner"] else c["name"]
         lines.append(f"| {name} | {c['setting']} | {_pct(c['p_at_1'])} | {_pct(c['r_at_5'])} | {c['ece_top5']:.3f} "
-                     f"({c['ece_top5_uncalibrated']:.3f}) | {c['temperature']:.3f} | {c['bytes'] / 2**20:.2f} | "
+                     f"({c['ece_top5_uncalibrated']:.3f}) | {_fit(c['calibration'])} | {c['bytes'] / 2**20:.2f} | "
                      f"{c['seconds']:.1f} |")
     b = m.get("baseline")
     if b:

@@ -61,7 +61,7 @@ def rows_within(model: FastTextModel, budget: int, dsub: int, qout: bool) -> int
     """The most input rows a quantized file of the model keeps within the budget (at most all of them)."""
     fixed = quantized_bytes(model, 0, dsub=dsub, qout=qout)
     per_row = quantized_bytes(model, 1, dsub=dsub, qout=qout) - fixed
-    return int(min(model.input_rows, max(0, (budget - fixed) // per_row)))
+    return int(min(model.vocabulary.rows, max(0, (budget - fixed) // per_row)))
 
 
 def settings_within(model: FastTextModel, budget: int) -> list[Setting]:
@@ -72,7 +72,7 @@ def settings_within(model: FastTextModel, budget: int) -> list[Setting]:
         rows = rows_within(model, budget, dsub, qout)
         if rows >= MIN_ROWS:
             settings.append(Setting(rows, dsub, qout))
-        if rows >= model.input_rows:
+        if rows >= model.vocabulary.rows:
             break
     return settings
 
@@ -81,7 +81,7 @@ def shippable(model: FastTextModel, budget: int, score: Callable[[FastTextModel]
               criterion: Callable[[dict], float], log) -> Shipped:
     """The model as a file of at most `budget` bytes: itself when it fits dense, else the quantized
     setting whose file scores best (`score`, ranked by `criterion`)."""
-    if not model.pruned and model.file_bytes() <= budget:
+    if model.vocabulary.pruned is None and model.file_bytes() <= budget:
         log(f"  {model.file_bytes():,} bytes dense, within the budget of {budget:,}: not quantized")
         return Shipped(model, None, [])
     settings = settings_within(model, budget)
@@ -105,7 +105,7 @@ def quantize_within(model: FastTextModel, setting: Setting, budget: int) -> Fast
     """The model quantized with `setting`, with fewer rows when its words' names take more than estimated."""
     rows = setting.rows
     while True:
-        keep = None if rows >= model.input_rows else largest_rows(model, rows)
+        keep = None if rows >= model.vocabulary.rows else largest_rows(model, rows)
         quantized = quantize(model, keep=keep, dsub=setting.dsub, qnorm=True, qout=setting.qout)
         size = quantized.file_bytes()
         if size <= budget:

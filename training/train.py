@@ -18,8 +18,8 @@ one) keeps about 20% (at most 10,000 rows) for validation; the bundled Debian da
 
 Every learner's candidates (training/learners/) are fitted on the training part, brought within the
 size budget and scored as the files they will be: the best on half of the validation texts wins, its
-temperature is fitted on the other half. Where it pays (validation taken from --train, under 50,000
-rows) the winner is fitted again on every row, its temperature carried over by the ratio of the two
+calibration is fitted on the other half. Where it pays (validation taken from --train, under 50,000
+rows) the winner is fitted again on every row, its calibration carried over with the ratio of the two
 models' score scales. Writes OUTPUT and, next to it, OUTPUT-stem.metrics.json, .report.md and .pr.png.
 """
 
@@ -37,9 +37,8 @@ import numpy as np
 
 from training import fasttext_cli as ft
 from training import metrics as mt
-from training import prepare, size_budget
+from training import calibration, prepare, size_budget
 from training.baseline import baseline_predictions
-from training.calibration import scale_ratio
 from training.dataset import FORMATS
 from training.errors import TrainingError, exit_with
 from training.learners import LEARNERS, Candidate, DataShape, Options, learners
@@ -186,39 +185,42 @@ class Steps:
 
 @dataclass
 class Result:
-    """A candidate as it would ship: fitted, within the budget, calibrated, scored."""
+    """A candidate as it would ship: fitted, calibrated, within the budget, scored."""
 
     learner: object
     candidate: Candidate
-    shipped: size_budget.Shipped  # the model within the budget, before the temperature
-    temperature: float
-    scores: dict  # on the selection half; ECE with the temperature fitted on the other half
+    shipped: size_budget.Shipped  # calibrated by (a, b), within the budget, before the temperature
+    calibration: dict  # a, b, temperature, and the fitted model's score scale on training texts
+    scores: dict  # on the selection half, by the calibrated file; its ECE on texts the calibration never saw
     seconds: float
     bytes: int
 
-    def calibrated(self) -> FastTextModel:
-        return self.shipped.model.with_output_scale(self.temperature)
+    def written(self) -> FastTextModel:
+        return self.shipped.model.with_output_scale(self.calibration["temperature"])
 
     def row(self) -> dict:
         setting = self.shipped.setting
         return {"name": self.candidate.name, "learner": self.candidate.learner, "params": _jsonable(self.candidate.params),
-                "temperature": self.temperature, "seconds": self.seconds, "bytes": self.bytes,
+                "calibration": self.calibration, "seconds": self.seconds, "bytes": self.bytes,
                 "setting": setting.describe() if setting else "dense", **self.scores}
 
 
 def data_shape(part: prepare.Part) -> DataShape:
-    """Sizes of the training part the learners size themselves from: one pass over its lines."""
-    words, pairs, tokens = {}, {}, 0
+    """Sizes of the training part the learners size themselves from, counted with numpy: each line's
+    distinct words and neighbouring pairs as integer ids, not a dictionary entry per pair."""
+    index: dict[str, int] = {}
+    words, pairs, tokens = [], [], 0
     for line in part.lines:
-        tokens_of = line.split()
-        tokens += len(tokens_of)
-        for word in set(tokens_of):
-            words[word] = words.get(word, 0) + 1
-        for pair in set(zip(tokens_of, tokens_of[1:])):
-            pairs[pair] = pairs.get(pair, 0) + 1
-    recurring = sum(1 for n in words.values() if n >= 2) + sum(1 for n in pairs.values() if n >= 2)
-    return DataShape(examples=len(part), labels=len(part.label_counts()), tokens=tokens, words=len(words),
-                     bigrams=len(pairs), recurring=recurring)
+        ids = [index.setdefault(token, len(index)) for token in line.split()]
+        tokens += len(ids)
+        words.append(np.unique(np.array(ids, dtype=np.int64)))
+        if len(ids) > 1:
+            a = np.array(ids, dtype=np.int64)
+            pairs.append(np.unique(a[:-1] * (1 << 32) + a[1:]))
+    word_lines = np.unique(np.concatenate(words), return_counts=True)[1] if words else np.zeros(0)
+    pair_lines = np.unique(np.concatenate(pairs), return_counts=True)[1] if pairs else np.zeros(0)
+    return DataShape(examples=len(part), labels=len(part.label_counts()), tokens=tokens, words=len(word_lines),
+                     bigrams=len(pair_lines), recurring=int((word_lines >= 2).sum() + (pair_lines >= 2).sum()))
 
 
 def propose(chosen: list, shape: DataShape) -> tuple[list[tuple[object, Candidate]], list[str]]:
@@ -236,11 +238,17 @@ def propose(chosen: list, shape: DataShape) -> tuple[list[tuple[object, Candidat
 
 def fit_and_score(learner, candidate: Candidate, part: prepare.Part, validation: Validation, work: Path,
                   options: Options, steps: Steps) -> Result:
-    """Fit the candidate, bring it within the budget (settings ranked on the selection half), fit its
-    temperature on the calibration half and score it on the selection half."""
+    """Fit the candidate; calibrate it on the calibration half; bring it within the budget (settings
+    ranked on the selection half); fit its temperature on the file's scores; score it on the selection half."""
     started = time.monotonic()
     with steps.timed("fit"):
         model = learner.fit(candidate, part, work)
+    with steps.timed("calibrate"):
+        scale = calibration.median_best_score(model, scale_sample(part, options.seed))
+        raw = validation.scores(model)
+        uncalibrated = validation.scored(model.labels, raw, validation.select)[0]["ece_top5"]
+        a, b = validation.fit(calibration.fit_affine, model.labels, raw)
+        model = calibration.with_affine(model, a, b)
     with steps.timed("quantize"):
         def score(m):
             return validation.scored(m.labels, validation.scores(m), validation.select)[0]
@@ -248,15 +256,22 @@ def fit_and_score(learner, candidate: Candidate, part: prepare.Part, validation:
         shipped = size_budget.shippable(model, options.size_budget, score, criterion, log)
     with steps.timed("calibrate"):
         scores = validation.scores(shipped.model)
-        temperature = validation.temperature(shipped.model, scores, options.seed)
-        selected, _ = validation.scored(model.labels, scores * np.float32(temperature), validation.select)
-        selected["ece_top5_uncalibrated"] = validation.scored(model.labels, scores, validation.select)[0]["ece_top5"]
-    result = Result(learner, candidate, shipped, temperature, selected, time.monotonic() - started,
+        t = validation.fit(calibration.fit_temperature, model.labels, scores)
+        selected, _ = validation.scored(model.labels, scores * np.float32(t), validation.select)
+        selected["ece_top5_uncalibrated"] = uncalibrated
+    facts = {"a": a, "b": b, "temperature": t, "score_scale": scale}
+    result = Result(learner, candidate, shipped, facts, selected, time.monotonic() - started,
                     shipped.model.file_bytes())
-    log(f"  P@1 {selected['p_at_1']:.4f}, R@5 {selected['r_at_5']:.4f}, ECE {selected['ece_top5']:.3f} "
-        f"(temperature {temperature:.3f}; {selected['ece_top5_uncalibrated']:.3f} without) on the selection half; "
-        f"{shipped.model.file_bytes() / size_budget.MIB:.2f} MiB; {result.seconds:.1f} s")
+    log(f"  P@1 {selected['p_at_1']:.4f}, R@5 {selected['r_at_5']:.4f}, ECE {selected['ece_top5']:.3f} on the "
+        f"selection half (calibrated {a:.3f} x score + {b:.3f}, then x {t:.3f} as written); "
+        f"{result.bytes / size_budget.MIB:.2f} MiB; {result.seconds:.1f} s")
     return result
+
+
+def scale_sample(part: prepare.Part, seed: int) -> list[str]:
+    """A seeded sample of training lines on which a model and its refit compare their score scales."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(part))[:SCALE_SAMPLE])
+    return [part.lines[i] for i in rows]
 
 
 def choose(results: list[Result]) -> tuple[Result, str]:
@@ -279,25 +294,26 @@ def refit_decision(args: argparse.Namespace, split: prepare.Split) -> tuple[bool
 
 
 def refit(winner: Result, split: prepare.Split, work: Path, options: Options, steps: Steps) -> tuple[FastTextModel, dict]:
-    """The winner fitted on every row, within the budget as the winner was, and its temperature: the
-    winner's times the ratio of the two models' score scales on training texts both were fitted on."""
+    """The winner fitted on every row, calibrated and within the budget as the winner was; its a
+    scaled by the ratio of the two models' score scales on training texts both were fitted on, found
+    without labels."""
     everything = split.train + split.valid
     with steps.timed("refit"):
         model = winner.learner.fit(winner.candidate, everything, work)
+        facts = winner.calibration
+        ratio = facts["score_scale"] / calibration.median_best_score(model, scale_sample(split.train, options.seed))
+        model = calibration.with_affine(model, facts["a"] * ratio, facts["b"])
         setting = winner.shipped.setting
         if setting is not None or model.file_bytes() > options.size_budget:
             setting = setting or size_budget.settings_within(model, options.size_budget)[-1]
-            rows = min(model.input_rows, size_budget.rows_within(model, options.size_budget, setting.dsub, setting.qout))
+            rows = min(model.vocabulary.rows,
+                       size_budget.rows_within(model, options.size_budget, setting.dsub, setting.qout))
             model = size_budget.quantize_within(model, size_budget.Setting(rows, setting.dsub, setting.qout),
                                                 options.size_budget)
-        sample = np.sort(np.random.default_rng(options.seed).permutation(len(split.train))[:SCALE_SAMPLE])
-        lines = [split.train.lines[i] for i in sample]
-        ratio = scale_ratio(winner.shipped.model.scores(lines), model.scores(lines))
-    temperature = winner.temperature * ratio
-    log(f"  refitted in {steps.seconds['refit']:.1f} s; temperature {winner.temperature:.3f} x {ratio:.3f} "
-        f"(the ratio of the two models' median best score on {len(lines):,} training texts) = {temperature:.3f}")
-    return model.with_output_scale(temperature), {"rows": len(everything), "scale_ratio": ratio,
-                                                  "temperature": temperature, "seconds": steps.seconds["refit"]}
+    log(f"  refitted in {steps.seconds['refit']:.1f} s; a {facts['a']:.3f} x {ratio:.3f} (the ratio of the two "
+        f"models' median best score on {SCALE_SAMPLE:,} training texts at most), b and the temperature kept")
+    return model.with_output_scale(facts["temperature"]), {"rows": len(everything), "scale_ratio": ratio,
+                                                           "a": facts["a"] * ratio, "seconds": steps.seconds["refit"]}
 
 
 def check_against_binary(path: Path, model: FastTextModel, lines: list[str], work: Path) -> dict:
@@ -367,7 +383,7 @@ def train(args: argparse.Namespace) -> dict:
         winner, why = choose(results)
         log(why)
         reference = baseline(split, validation, args.threads) if args.baseline else None
-        written = winner.calibrated()
+        written = winner.written()
         refits, refit_why = refit_decision(args, split)
         log(refit_why)
         validated = written
@@ -425,7 +441,7 @@ def write_outputs(paths: dict, args, split: prepare.Split, shape: DataShape, val
         "candidates": [r.row() for r in results],
         "learner_notes": notes,
         "baseline": reference,
-        "temperature": winner.temperature,
+        "calibration_fit": winner.calibration,
         "setting": setting.describe() if setting else "dense",
         "quantized": setting is not None,
         "quantize_tried": winner.shipped.tried,

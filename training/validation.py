@@ -11,7 +11,6 @@ fitted on.
 import numpy as np
 
 from recommender import MAX_K
-from training import calibration
 from training import metrics as mt
 from training.model_file import FastTextModel, table_sigmoid
 from training.prepare import Part
@@ -49,10 +48,9 @@ class Validation:
         """The model's scores of every validation text, before the sigmoid."""
         return model.scores(self.part.lines)
 
-    def temperature(self, model: FastTextModel, scores: np.ndarray, seed: int = 0) -> float:
-        """The temperature fitted on the calibration half."""
-        rows = self.calibrate
-        return calibration.fit_temperature(scores[rows], self.truth(model.labels)[rows], seed)
+    def fit(self, fitter, labels: list[str], scores: np.ndarray):
+        """`fitter(scores, truth)` on the calibration half (training.calibration's fits)."""
+        return fitter(scores[self.calibrate], self.truth(labels)[self.calibrate])
 
     def scored(self, labels: list[str], scores: np.ndarray, rows: np.ndarray | None = None) -> tuple[dict, list]:
         """P@1, R@5, top-5 ECE ... of the answers the scores give (on `rows`, or every text), and the answers."""

@@ -20,9 +20,9 @@ import numpy as np
 from scipy import sparse
 
 from training import size_budget
-from training.fasttext_features import EOS, Vocabulary
+from training.fasttext_features import Vocabulary
 from training.learners.base import Candidate, DataShape, Options
-from training.model_file import FastTextModel
+from training.model_file import FastTextModel, pruned_vocabulary
 from training.prepare import Part
 
 NAME = "linear"
@@ -83,8 +83,7 @@ class LinearLearner:
             self._fit = (key, *self._coefficients(part, p["c"], p["min_lines"]))
         _, vocabulary, weights, labels, label_counts = self._fit
         input_rows, output = self._factorise(key, weights, p["rank"], len(labels))
-        return FastTextModel(vocabulary, labels, input_rows, output, label_counts,
-                             args={"loss": "ova", "wordNgrams": 2, "bucket": vocabulary.bucket})
+        return FastTextModel(vocabulary, labels, input_rows, output, label_counts)
 
     def _factorise(self, key: tuple, weights: np.ndarray, rank: int | None, n_labels: int):
         """(input rows, output matrix) whose product is `weights` (full rank) or its best rank-r
@@ -139,12 +138,12 @@ def _describe(c: float, min_lines: int, rank: int | None) -> str:
 
 
 def kept_vocabulary(lines: list[str], min_lines: int) -> Vocabulary:
-    """The pruned vocabulary of the ids found in at least `min_lines` lines (and `</s>`): words and
-    hashed pairs, as fastText's pruned dictionary serves them."""
+    """The pruned vocabulary of the ids found in at least `min_lines` lines (and `</s>`, always kept):
+    words and hashed pairs, as fastText's pruned dictionary serves them."""
     full = Vocabulary.from_lines(lines, BUCKET)
     df = np.bincount(full.features(lines).indices, minlength=full.rows)
     keep = np.flatnonzero(df >= min_lines)
-    return full.pruned(np.union1d(keep, [full.index[EOS]]))
+    return pruned_vocabulary(full, keep)[0]
 
 
 def idf_weights(x: sparse.csr_matrix) -> np.ndarray:
