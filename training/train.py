@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from training import calibration, prepare, size_budget
 from training import fasttext_cli as ft
 from training import metrics as mt
-from training import calibration, prepare, size_budget
 from training.baseline import baseline_predictions
 from training.dataset import FORMATS
 from training.errors import TrainingError, exit_with
