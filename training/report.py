@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from training.quantization import REFIT_NORMS
 from training.size_budget import fasttext_args
 
 
@@ -73,8 +72,7 @@ def data_lines(notes: list[str]) -> list[str]:
 
 
 def _options(options: dict) -> str:
-    return f"`{' '.join(fasttext_args(options))}`" + (
-        " and the norm codebook refitted" if options.get(REFIT_NORMS) else "")
+    return f"`{' '.join(fasttext_args(options))}`"
 
 
 def write_report(path: Path, metrics: dict, top_labels: list[dict], top_labels_t50: list[dict],
