@@ -447,14 +447,17 @@ def _train_codebooks(sample: np.ndarray, dsub: int, rng: np.random.Generator) ->
 
 def kmeans_1d(values: np.ndarray, k: int = KSUB) -> np.ndarray:
     """k centroids of one-dimensional values, ascending (float32): the distinct values when there are
-    at most k of them, else Lloyd's k-means from the quantiles, computed on the sorted values."""
+    at most k of them, else Lloyd's k-means on the sorted values, started from k/2 quantiles and k/2
+    points evenly spaced from the smallest value to the largest (so that the tails, where the
+    largest norms are, have centroids of their own from the start)."""
     values = np.sort(np.asarray(values, dtype=np.float64))
     distinct = np.unique(values)
     if len(distinct) <= k:
         return np.pad(distinct, (0, k - len(distinct)), mode="edge").astype(np.float32)
-    quantiles = np.unique(values[((np.arange(k) + 0.5) / k * len(values)).astype(np.int64)])
-    spare = np.setdiff1d(distinct[np.linspace(0, len(distinct) - 1, k).astype(np.int64)], quantiles)
-    centroids = np.sort(np.concatenate([quantiles, spare[:k - len(quantiles)]]))
+    quantiles = values[((np.arange(k // 2) + 0.5) / (k // 2) * len(values)).astype(np.int64)]
+    start = np.unique(np.concatenate([quantiles, np.linspace(values[0], values[-1], k - k // 2)]))
+    spare = np.setdiff1d(distinct[np.linspace(0, len(distinct) - 1, k).astype(np.int64)], start)
+    centroids = np.sort(np.concatenate([start, spare[:k - len(start)]]))
     prefix = np.concatenate([[0.0], np.cumsum(values)])
     for _ in range(_KMEANS_1D_ITERATIONS):
         edges = np.concatenate([[0], np.searchsorted(values, (centroids[1:] + centroids[:-1]) / 2), [len(values)]])
