@@ -65,6 +65,16 @@ def train_supervised(fasttext_binary: Path, work: Path, lines: list[str], epoch:
     return work / "model.bin"
 
 
+def fasttext_quantize(fasttext_binary: Path, dense: Path, prefix: Path, *options: str) -> Path:
+    """fastText's own `quantize` of `dense` into PREFIX.ftz (fastText reads PREFIX.bin), with `options`."""
+    shutil.copyfile(dense, prefix.with_suffix(".bin"))
+    train = prefix.with_name("train.txt")
+    write_tiny_training_file(train)
+    subprocess.run([str(fasttext_binary), "quantize", "-input", str(train), "-output", str(prefix), *options,
+                    "-thread", "1", "-verbose", "0"], check=True)
+    return prefix.with_suffix(".ftz")
+
+
 # Labels t00..t69 of the many-labels model (conftest.many_labels_model), word wNN for label tNN.
 MANY_LABELS = 70
 

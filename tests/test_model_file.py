@@ -1,45 +1,57 @@
-"""Model files written by training/model_file.py are served unchanged by the bundled binary, which
-answers them exactly as the learners' own computation does."""
+"""Model files written by training/model_file.py (through fasttext_format) are served unchanged by the
+bundled binary, which answers them exactly as the Python model does: dense, quantized, pruned, with a
+quantized output, with a temperature; and fastText's own files are read and written back byte for byte."""
 
 import gzip
 import subprocess
+from collections import Counter
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import fasttext_format as ff
 from fasttext_process import parse_answer
+from support import fasttext_quantize, write_tiny_training_file
 from text_cleaning import clean_text
-from training import calibration, size_budget
 from training.dataset import read_examples
 from training.fasttext_features import EOS, Vocabulary, token_hash
-from training.learners import Candidate
-from training.learners.linear import LinearLearner
 from training.model_file import (
     SIGMOID_TABLE,
     FastTextModel,
     ModelFileError,
+    QuantizedMatrix,
+    largest_rows,
     printed_probability,
+    quantize,
+    quantized_bytes,
     read_model,
     table_sigmoid,
     write_model,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+LABELS = 40
 
 
-def binary_answers(binary: Path, model: Path, lines: list[str], k: int) -> list[dict]:
+def binary_answers(binary: Path, model: Path, lines: list[str], k: int = -1) -> list[dict]:
     result = subprocess.run([str(binary), "predict-prob", str(model), "-", str(k)], check=True,
                             input="".join(line + "\n" for line in lines).encode(), stdout=subprocess.PIPE)
     return [dict(parse_answer(line)) for line in result.stdout.decode().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def debian_sample():
-    """600 real Debian descriptions: 400 to fit on, and 200 unseen ones with words the model never saw."""
-    examples = list(islice(read_examples(ROOT / "data" / "train.tsv.gz"), 600))
-    return examples[:400], examples[400:]
+def worst_difference(binary: Path, path: Path, model: FastTextModel, lines: list[str]) -> float:
+    """The largest difference between a probability the binary prints for the file and the model's,
+    over every label of every line (each answer must name every label)."""
+    answers = binary_answers(binary, path, lines)
+    assert len(answers) == len(lines)
+    worst = 0.0
+    for line, answer in zip(lines, answers):
+        ours = dict(model.predict_prob(line, -1))
+        assert answer.keys() == ours.keys() == set(model.labels)
+        worst = max(worst, max(abs(answer[label] - ours[label]) for label in answer))
+    return worst
 
 
 def hard_lines(unseen) -> list[str]:
@@ -56,108 +68,200 @@ def hard_lines(unseen) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def linear_models(debian_sample):
-    train, _ = debian_sample
-    learner = LinearLearner(threads=2, log=lambda message: None)
-    full = learner.fit(Candidate("linear", "full", {"c": 100.0, "min_lines": 2, "rank": None}), train)
-    low = learner.fit(Candidate("linear", "rank 20", {"c": 100.0, "min_lines": 2, "rank": 20}), train)
-    return {"full": full, "rank 20": calibration.with_temperature(low, 0.7)}
-
-
-@pytest.mark.parametrize("name", ["full", "rank 20"])
-def test_the_binary_answers_a_written_model_as_the_learner_computes(name, linear_models, debian_sample, tmp_path,
-                                                                   fasttext_binary):
-    model = linear_models[name]
-    _, unseen = debian_sample
+def debian():
+    """400 real Debian descriptions to build models from, and 250 unseen ones plus the hard lines."""
+    examples = list(islice(read_examples(ROOT / "data" / "valid.tsv.gz"), 650))
+    fit, unseen = examples[:400], examples[400:]
     lines = [clean_text(e.text) for e in unseen] + hard_lines(unseen)
-    assert len(lines) >= 200 and any(len(line) > 15_000 for line in lines)
-    path = tmp_path / "linear.bin"
+    assert len(lines) >= 200 and any(len(line) > 15_000 for line in lines) and "" in lines
+    return fit, lines
+
+
+@pytest.fixture(scope="module")
+def linear_models(debian):
+    """Linear-style models learned from the descriptions: each label's input column the centred
+    indicator of its texts' ids (plus noise, so that every row counts), with an identity output
+    (dim = labels), and its best rank-8 factorisation."""
+    fit, _ = debian
+    lines = [clean_text(e.text) for e in fit]
+    vocab = Vocabulary.from_lines(lines, bucket=3000, min_lines=2)
+    tags = [tag for tag, _ in Counter(t for e in fit for t in e.labels).most_common(LABELS)]
+    y = np.array([[tag in e.labels for tag in tags] for e in fit], dtype=np.float64)
+    features = vocab.features(lines)
+    weights = np.asarray(features.T @ (y - y.mean(axis=0)))
+    weights *= 3 / np.std(features @ weights)
+    rng = np.random.default_rng(1)
+    weights = (weights + rng.normal(0, 0.05 * np.abs(weights).max(), weights.shape)).astype(np.float32)
+    full = FastTextModel(vocab, tags, weights, np.eye(LABELS, dtype=np.float32), [5] * LABELS)
+    u, s, vt = np.linalg.svd(weights, full_matrices=False)
+    low = FastTextModel(vocab, tags, u[:, :8] * s[:8], vt[:8].T)
+    return {"linear full rank": full, "linear rank 8": low}
+
+
+@pytest.fixture(scope="module")
+def models(linear_models, tiny_model):
+    return {**linear_models, "fastText-trained": read_model(tiny_model)}
+
+
+VARIANTS = {
+    "dense": lambda m: m,
+    "dsub 1": lambda m: quantize(m, dsub=1),
+    "dsub 2": lambda m: quantize(m, dsub=2),
+    "dsub 3, no qnorm": lambda m: quantize(m, dsub=3, qnorm=False),
+    "pruned": lambda m: quantize(m, keep=largest_rows(m, m.vocabulary.rows // 4), dsub=1),
+    "pruned, qout": lambda m: quantize(m, keep=largest_rows(m, m.vocabulary.rows // 2), dsub=2, qout=True),
+    "dense, temperature": lambda m: m.with_output_scale(1.7),
+    "qout, temperature": lambda m: quantize(m, dsub=1, qout=True).with_output_scale(0.6),
+    "qout without qnorm, temperature": lambda m: quantize(m, dsub=2, qnorm=False, qout=True).with_output_scale(0.6),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("name", ["linear full rank", "linear rank 8", "fastText-trained"])
+def test_the_binary_answers_a_written_model_as_the_python_model(name, variant, models, debian, tmp_path,
+                                                                 fasttext_binary):
+    model = VARIANTS[variant](models[name])
+    _, lines = debian
+    path = tmp_path / "model.bin"
     write_model(model, path)
     assert path.stat().st_size == model.file_bytes()
-    k = len(model.labels)
-    answers = binary_answers(fasttext_binary, path, lines, k)
-    assert len(answers) == len(lines)
-    worst = 0.0
-    for line, answer in zip(lines, answers):
-        ours = dict(model.predict_prob(line, k))
-        assert answer.keys() == ours.keys()
-        worst = max(worst, max(abs(answer[label] - ours[label]) for label in answer))
-    assert worst <= 1e-4
-    # And the learner's probabilities are the logistic regressions' own, but for the sigmoid table's steps.
-    true = 1 / (1 + np.exp(-model.scores(lines)))
-    ours = np.array([model.probabilities(line) for line in lines])
-    assert np.abs(true - ours).max() < 0.0085
+    assert worst_difference(fasttext_binary, path, model, lines) <= 1e-4
+    # The fast scores are the exact ones but for float32 rounding.
+    exact, fast = model.scores(lines, exact=True), model.scores(lines)
+    assert np.abs(exact - fast).max() <= 1e-4 * max(1.0, np.abs(exact).max())
 
 
-def test_a_fasttext_model_read_and_written_back_answers_the_same(tiny_model, tmp_path, fasttext_binary):
-    model = read_model(tiny_model)
-    copy = tmp_path / "copy.bin"
-    write_model(model, copy)
-    lines = ["python script module", "sound music player", "", "unknownword http server html", "compiler compiler"]
-    assert binary_answers(fasttext_binary, copy, lines, 4) == binary_answers(fasttext_binary, tiny_model, lines, 4)
-    for line, answer in zip(lines, binary_answers(fasttext_binary, tiny_model, lines, 4)):
-        ours = dict(model.predict_prob(line, 4))
-        assert max(abs(answer[label] - ours[label]) for label in answer) <= 1e-4
+def test_the_written_file_is_what_the_model_says(models, tmp_path):
+    model = quantize(models["linear rank 8"], keep=largest_rows(models["linear rank 8"], 500), dsub=2, qout=True)
+    path = tmp_path / "q.bin"
+    write_model(model, path)
+    header = ff.read_header(path)
+    assert (header.dim, header.words, header.labels) == (8, len(model.vocabulary.words), model.labels)
+    assert header.quantized and header.pruned and header.args == model.args
+    layout = ff.read_model_file(path)
+    assert layout.input.pq.dsub == 2 and layout.input.qnorm and layout.output.pq.dsub == 2
+    assert layout.dictionary.pruneidx == model.vocabulary.pruned and len(layout.dictionary.pruneidx) > 0
 
 
-def test_a_temperature_scales_every_score_in_the_file(tiny_model, tmp_path, fasttext_binary):
-    model = read_model(tiny_model)
-    cooler = calibration.with_temperature(model, 0.25)
-    path = tmp_path / "cool.bin"
-    write_model(cooler, path)
-    lines = ["python script module", "sound music player mp3"]
-    np.testing.assert_allclose(cooler.scores(lines), 0.25 * model.scores(lines), rtol=1e-5, atol=1e-6)
-    for line, answer in zip(lines, binary_answers(fasttext_binary, path, lines, 4)):
-        ours = dict(cooler.predict_prob(line, 4))
-        assert max(abs(answer[label] - ours[label]) for label in answer) <= 1e-4
+def test_a_pruned_file_is_answered_as_pruned_not_as_the_model_it_came_from(models, debian, tmp_path,
+                                                                           fasttext_binary):
+    model = models["linear full rank"]
+    keep = largest_rows(model, model.vocabulary.rows // 4)
+    pruned = quantize(model, keep=keep, dsub=1)
+    _, lines = debian
+    # Its stand-in: the same model unpruned, the rows not kept zeroed, every id still counted in n.
+    zeroed = np.zeros_like(model.input)
+    zeroed[keep] = model.input[keep]
+    stand_in = FastTextModel(model.vocabulary, model.labels, zeroed, model.output)
+    assert np.median(np.abs(pruned.scores(lines, exact=True) - stand_in.scores(lines, exact=True))) > 0.05
+    path = tmp_path / "pruned.bin"
+    write_model(pruned, path)
+    assert worst_difference(fasttext_binary, path, pruned, lines) <= 1e-4
+    assert worst_difference(fasttext_binary, path, stand_in, lines) > 0.05
 
 
-def test_quantized_within_the_budget_the_binary_still_serves_it(linear_models, debian_sample, tmp_path,
-                                                               fasttext_binary):
-    model = linear_models["rank 20"]
-    budget = model.file_bytes() // 8
-    setting = size_budget.setting_within(model, budget)
-    train_file = tmp_path / "train.txt"
-    train_file.write_text("__label__x unused\n")
-    dense = tmp_path / "dense.bin"
-    write_model(model, dense)
-    quantized = size_budget.quantize_within(dense, tmp_path / "q.bin", setting, budget, train_file, threads=1)
-    assert quantized.stat().st_size <= budget
-    lines = [clean_text(e.text) for e in debian_sample[1][:50]]
-    exact = [dict(model.predict_prob(line, 5)) for line in lines]
-    served = binary_answers(fasttext_binary, quantized, lines, 5)
-    top_agrees = sum(max(a, key=a.get) == max(s, key=s.get) for a, s in zip(exact, served))
-    assert top_agrees >= 0.8 * len(lines)
+def test_fasttext_files_read_and_written_back_are_byte_identical_and_answered_exactly(tiny_model, debian, tmp_path,
+                                                                                     fasttext_binary):
+    _, lines = debian
+    files = {
+        "dense": tiny_model,
+        "quantized, pruned, qnorm": fasttext_quantize(fasttext_binary, tiny_model, tmp_path / "a", "-cutoff", "300",
+                                                      "-dsub", "2", "-qnorm"),
+        "quantized, dsub 1": fasttext_quantize(fasttext_binary, tiny_model, tmp_path / "b", "-dsub", "1"),
+    }
+    for name, path in files.items():
+        model = read_model(path)
+        copy = tmp_path / f"copy of {path.name}"
+        write_model(model, copy)
+        assert copy.read_bytes() == path.read_bytes(), name
+        assert model.file_bytes() == path.stat().st_size, name
+        assert worst_difference(fasttext_binary, path, model, lines) <= 1e-4, name
+    assert read_model(files["quantized, pruned, qnorm"]).vocabulary.rows == 300
 
 
-@pytest.mark.parametrize("qout", [False, True])
-def test_rescaling_a_quantized_files_output_scales_every_score(qout, tmp_path, fasttext_binary):
-    # 300 labels over a few words, so that -qout has the 256 rows its quantizer needs.
-    rng = np.random.default_rng(0)
-    vocab = Vocabulary([EOS] + [f"w{i}" for i in range(40)], bucket=512)
-    model = FastTextModel(vocab, [f"t{i}" for i in range(300)], rng.normal(0, 1, (vocab.rows, 8)),
-                          rng.normal(0, 1, (300, 8)))
-    dense = tmp_path / "m.bin"
-    write_model(model, dense)
+def test_our_quantized_files_read_back_are_the_same_model(models, tmp_path):
+    model = quantize(models["linear full rank"], keep=largest_rows(models["linear full rank"], 900), dsub=2,
+                     qout=True).with_output_scale(0.5)
+    path, copy = tmp_path / "q.bin", tmp_path / "copy.bin"
+    write_model(model, path)
+    again = read_model(path)
+    write_model(again, copy)
+    assert copy.read_bytes() == path.read_bytes()
+    assert again.vocabulary.pruned == model.vocabulary.pruned and again.args == model.args
+    assert np.array_equal(again.input.codes, model.input.codes)
+
+
+def test_word_ngrams_above_two_follow_fasttext(tmp_path, debian, fasttext_binary):
     train = tmp_path / "train.txt"
-    train.write_text("__label__x unused\n")
-    options = {"cutoff": 300, "dsub": 2, "qnorm": True, "qout": qout}
-    quantized = size_budget.quantize_within(dense, tmp_path / "q.bin", options, 10**7, train, threads=1)
-    lines = ["w1 w2 w3", "w7 w7 w30"]
-    before = binary_answers(fasttext_binary, quantized, lines, 300)
-    calibration.rescale_output(quantized, 300, 8, 0.5)
-    after = binary_answers(fasttext_binary, quantized, lines, 300)
-    for b, a in zip(before, after):
-        labels = [label for label, p in b.items() if 0.05 < p < 0.95]
-        assert len(labels) > 20
-        got = calibration.logits(np.array([a[label] for label in labels]))
-        want = 0.5 * calibration.logits(np.array([b[label] for label in labels]))
-        assert np.abs(got - want).max() < 0.07  # the sigmoid table's steps are 1/32 wide
+    write_tiny_training_file(train)
+    subprocess.run([str(fasttext_binary), "supervised", "-input", str(train), "-output", str(tmp_path / "m"),
+                    "-dim", "10", "-loss", "ova", "-wordNgrams", "3", "-bucket", "500", "-epoch", "5",
+                    "-thread", "1", "-verbose", "0", "-seed", "1"], check=True)
+    model = read_model(tmp_path / "m.bin")
+    assert model.args.wordNgrams == 3 and model.vocabulary.word_ngrams == 3
+    _, lines = debian
+    assert worst_difference(fasttext_binary, tmp_path / "m.bin", model, lines[:60] + ["python pip module"]) <= 1e-4
 
 
-def test_rescaling_refuses_a_file_whose_end_is_not_an_output_matrix(tmp_path, tiny_model):
-    with pytest.raises(ValueError, match="neither dense nor"):
-        calibration.rescale_output(tiny_model, 3, 10, 0.5)
+def test_the_size_of_a_quantized_file_is_predicted_without_quantizing(models):
+    for model in models.values():
+        for rows, dsub, qnorm, qout in [(300, 1, True, False), (10**9, 2, True, True), (1000, 3, False, True)]:
+            kept = largest_rows(model, rows) if rows < model.vocabulary.rows else None
+            quantized = quantize(model, keep=kept, dsub=dsub, qnorm=qnorm, qout=qout)
+            assert quantized_bytes(model, rows, dsub, qnorm, qout) == quantized.file_bytes()
+
+
+@pytest.mark.parametrize("variant", ["dense", "dsub 2", "dsub 3, no qnorm", "qout, temperature",
+                                     "qout without qnorm, temperature"])
+def test_an_output_scale_multiplies_every_score(variant, models, debian):
+    model = VARIANTS[variant](models["linear rank 8"])
+    lines = debian[1][:50]
+    scaled = model.with_output_scale(0.25)
+    np.testing.assert_allclose(scaled.scores(lines, exact=True), 0.25 * model.scores(lines, exact=True),
+                               rtol=1e-5, atol=1e-5)
+    assert scaled.input is model.input
+
+
+def test_files_fasttext_would_misread_are_refused(models, tmp_path):
+    model = models["linear rank 8"]
+    pruned = quantize(model, keep=largest_rows(model, 500))
+    dense_pruned = FastTextModel(pruned.vocabulary, model.labels, pruned.input.decode(), model.output)
+    with pytest.raises(ValueError, match="pruned dictionary needs a quantized input"):
+        write_model(dense_pruned, tmp_path / "x.bin")
+    qout_only = FastTextModel(model.vocabulary, model.labels, model.input, quantize(model, qout=True).output)
+    with pytest.raises(ValueError, match="quantized output matrix needs a quantized input"):
+        write_model(qout_only, tmp_path / "y.bin")
+
+
+def test_reading_refuses_files_it_cannot_read(tmp_path, tiny_model):
+    not_a_model = tmp_path / "x.bin"
+    not_a_model.write_bytes(gzip.compress(b"hello"))
+    with pytest.raises(ModelFileError, match="not a fastText"):
+        read_model(not_a_model)
+    data = tiny_model.read_bytes()
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(data[:-7])
+    with pytest.raises(ModelFileError, match="past its end|ends too soon"):
+        read_model(cut)
+    subwords = tmp_path / "subwords.bin"
+    maxn = 8 + 10 * 4  # magic, version, then the args' 11th int32
+    subwords.write_bytes(data[:maxn] + (3).to_bytes(4, "little") + data[maxn + 4:])
+    with pytest.raises(ModelFileError, match="without subwords"):
+        read_model(subwords)
+    with pytest.raises(ff.FormatError, match="bad header"):
+        ff.read_header(not_a_model)
+
+
+def test_a_model_whose_shapes_or_args_disagree_is_refused():
+    vocab = Vocabulary([EOS, "a"], bucket=4)
+    with pytest.raises(ValueError, match="rows"):
+        FastTextModel(vocab, ["x"], np.zeros((5, 3)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="output"):
+        FastTextModel(vocab, ["x"], np.zeros((6, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="do not describe"):
+        FastTextModel(vocab, ["x"], np.zeros((6, 3)), np.zeros((1, 3)), args=ff.Args(dim=3, bucket=4, wordNgrams=3))
+    with pytest.raises(ValueError, match="product quantizer"):
+        QuantizedMatrix(np.zeros((6, 2), np.uint8), np.zeros(3 * 256), dsub=1)
 
 
 def test_fasttext_hashes_as_its_dictionary_does():
@@ -167,12 +271,25 @@ def test_fasttext_hashes_as_its_dictionary_does():
     assert token_hash("é") == ((((2166136261 ^ 0xFFFFFFC3) * 16777619) & 0xFFFFFFFF ^ 0xFFFFFFA9) * 16777619) & 0xFFFFFFFF
 
 
-def test_line_ids_are_words_then_eos_then_pairs_and_unknown_words_only_pair():
+def test_line_ids_are_words_then_eos_then_ngrams_and_unknown_words_only_pair():
     vocab = Vocabulary([EOS, "a", "b"], bucket=1000)
     ids = vocab.line_ids("a zz b")
     assert ids[:3] == [1, 2, 0]
     assert len(ids) == 3 + 3 and all(3 <= i < 1003 for i in ids[3:])
     assert vocab.line_ids("") == [0]
+    trigrams = Vocabulary([EOS, "a", "b"], bucket=1000, word_ngrams=3).line_ids("a zz b")
+    # By first token, then by length: (a zz), (a zz b), (zz b), (zz b </s>), (b </s>).
+    assert trigrams[3] == ids[3] and trigrams[5] == ids[4] and trigrams[7] == ids[5] and len(trigrams) == 8
+    assert Vocabulary([EOS, "a"], bucket=1000, word_ngrams=1).line_ids("a b") == [1, 0]
+
+
+def test_a_pruned_vocabulary_keeps_only_the_buckets_it_kept():
+    full = Vocabulary([EOS, "a", "b"], bucket=1000)
+    buckets = [i - 3 for i in full.line_ids("a zz b")[3:]]
+    pruned = Vocabulary([EOS, "b"], bucket=1000, pruned={buckets[2]: 0, buckets[0]: 1})
+    assert pruned.rows == 4
+    assert pruned.line_ids("a zz b") == [1, 0, 2 + 1, 2 + 0]  # `a` is unknown now; the middle pair has no row
+    assert Vocabulary([EOS], bucket=1000, pruned={}).line_ids("a zz b") == [0]
 
 
 def test_sigmoid_table_and_printing_follow_fasttext():
@@ -182,24 +299,10 @@ def test_sigmoid_table_and_printing_follow_fasttext():
     assert printed_probability(0.5) == 0.5
 
 
-def test_a_model_whose_shapes_disagree_is_refused():
-    vocab = Vocabulary([EOS, "a"], bucket=4)
-    with pytest.raises(ValueError, match="rows"):
-        FastTextModel(vocab, ["x"], np.zeros((5, 3)), np.zeros((1, 3)))
-    with pytest.raises(ValueError, match="output"):
-        FastTextModel(vocab, ["x"], np.zeros((6, 3)), np.zeros((2, 3)))
-
-
-def test_reading_refuses_files_it_cannot_read(tmp_path, tiny_model, fasttext_binary):
-    not_a_model = tmp_path / "x.bin"
-    not_a_model.write_bytes(gzip.compress(b"hello"))
-    with pytest.raises(ModelFileError, match="not a fastText"):
-        read_model(not_a_model)
-    train = tmp_path / "train.txt"
-    train.write_text("__label__x a\n")
-    prefix = tmp_path / "tiny"
-    (tmp_path / "tiny.bin").write_bytes(tiny_model.read_bytes())
-    subprocess.run([str(fasttext_binary), "quantize", "-input", str(train), "-output", str(prefix), "-dsub", "1"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with pytest.raises(ModelFileError, match="quantized"):
-        read_model(prefix.with_suffix(".ftz"))
+def test_probabilities_of_a_loss_that_is_not_a_sigmoid_are_refused(models):
+    model = models["linear rank 8"]
+    softmax = FastTextModel(model.vocabulary, model.labels, model.input, model.output,
+                            args=ff.Args(dim=8, bucket=3000, loss=ff.LOSSES["softmax"]))
+    assert softmax.scores(["a b"]).shape == (1, LABELS)
+    with pytest.raises(ValueError, match="softmax"):
+        softmax.probabilities(["a b"])

@@ -1,12 +1,14 @@
 """The input rows fastText 0.9.3 averages for a line, computed the way its Dictionary does.
 
 For a supervised model without subwords (minn = maxn = 0) a line's rows are: the id of each
-known word, in order, then `</s>`, then one row per pair of neighbouring tokens (`</s>`
-included), `nwords + hash(pair) % bucket`. A word the dictionary does not know has no row of
-its own but still takes part in the pairs. Hashes are 32-bit FNV-1a over the UTF-8 bytes,
-each byte sign-extended as fastText's `int8_t(str[i])` does; a pair's hash widens the two
-words' hashes as fastText does, from int32 to uint64 (src/dictionary.cc, `hash`,
-`addWordNgrams`, `pushHash`).
+known word, in order, then `</s>`, then for each token (`</s>` included) one row per word n-gram
+it starts, of 2 to wordNgrams tokens, `nwords + hash(n-gram) % bucket`. A word the dictionary
+does not know has no row of its own but still takes part in the n-grams. Hashes are 32-bit
+FNV-1a over the UTF-8 bytes, each byte sign-extended as fastText's `int8_t(str[i])` does; an
+n-gram's hash widens the words' hashes as fastText does, from int32 to uint64 (src/dictionary.cc,
+`hash`, `addWordNgrams`, `pushHash`). In a pruned dictionary (`fasttext quantize -cutoff`, or
+model_file.quantize with rows kept) only the kept buckets have a row, in the order the
+dictionary's pruneidx gives them; an n-gram whose bucket was not kept has no row at all.
 """
 
 from collections import Counter
@@ -36,16 +38,24 @@ def _as_widened(h: int) -> int:
 
 
 class Vocabulary:
-    """The words of a model (`</s>` first, then by frequency) and its number of pair buckets."""
+    """The words of a model (`</s>` first, then by frequency), its number of n-gram buckets, the
+    longest word n-gram (fastText's wordNgrams) and, when pruned, the kept buckets' rows."""
 
-    def __init__(self, words: Sequence[str], bucket: int, counts: Sequence[int] | None = None):
+    def __init__(self, words: Sequence[str], bucket: int, counts: Sequence[int] | None = None,
+                 pruned: dict[int, int] | None = None, word_ngrams: int = 2):
         if bucket < 1:
             raise ValueError("bucket must be at least 1")
+        if word_ngrams < 1:
+            raise ValueError("word_ngrams must be at least 1")
         self.words = list(words)
         self.counts = list(counts) if counts is not None else [1] * len(self.words)
         self.bucket = bucket
+        self.pruned = pruned  # bucket -> row among the kept buckets; None: every bucket has its row
+        self.word_ngrams = word_ngrams
         self.index = {word: i for i, word in enumerate(self.words)}
         self._hashes: dict[str, int] = {}
+        if pruned is not None and sorted(pruned.values()) != list(range(len(pruned))):
+            raise ValueError("the kept buckets' rows must be 0 .. (buckets kept - 1)")
 
     @classmethod
     def from_lines(cls, lines: Iterable[str], bucket: int, min_lines: int = 1) -> "Vocabulary":
@@ -64,8 +74,8 @@ class Vocabulary:
 
     @property
     def rows(self) -> int:
-        """The input matrix's rows: one per word, one per bucket."""
-        return len(self.words) + self.bucket
+        """The input matrix's rows: one per word, one per bucket (kept)."""
+        return len(self.words) + (self.bucket if self.pruned is None else len(self.pruned))
 
     def _widened_hash(self, token: str) -> int:
         h = self._hashes.get(token)
@@ -77,12 +87,25 @@ class Vocabulary:
         """The rows fastText averages for one cleaned line (a line of space-separated tokens)."""
         tokens = line.split() + [EOS]
         ids = [self.index[t] for t in tokens if t in self.index]
-        hashes = np.array([self._widened_hash(t) for t in tokens], dtype=np.uint64)
-        if len(hashes) > 1:
-            with np.errstate(over="ignore"):
-                pairs = hashes[:-1] * _PAIR_MULTIPLIER + hashes[1:]
-            ids.extend((len(self.words) + (pairs % np.uint64(self.bucket))).tolist())
+        buckets = self._ngram_buckets(np.array([self._widened_hash(t) for t in tokens], dtype=np.uint64))
+        if self.pruned is None:
+            ids.extend((len(self.words) + buckets).tolist())
+        else:
+            ids.extend(len(self.words) + self.pruned[b] for b in buckets.tolist() if b in self.pruned)
         return ids
+
+    def _ngram_buckets(self, hashes: np.ndarray) -> np.ndarray:
+        """The bucket of each word n-gram, in addWordNgrams' order: by first token, then by length."""
+        n = len(hashes)
+        grams = np.zeros((n, self.word_ngrams - 1), dtype=np.uint64)
+        valid = np.zeros(grams.shape, dtype=bool)
+        h = hashes
+        with np.errstate(over="ignore"):
+            for length in range(2, self.word_ngrams + 1):
+                h = h[:-1] * _PAIR_MULTIPLIER + hashes[length - 1:]
+                grams[: len(h), length - 2] = h
+                valid[: len(h), length - 2] = True
+        return (grams[valid] % np.uint64(self.bucket)).astype(np.int64)
 
     def features(self, lines: Sequence[str], weights: np.ndarray | None = None) -> sparse.csr_matrix:
         """One row per line: each id's share of the average fastText takes (occurrences / ids),
