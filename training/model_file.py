@@ -365,7 +365,7 @@ def quantize(model: FastTextModel, keep=None, dsub: int = 1, qnorm: bool = True,
     if keep is None:
         vocabulary, source = model.vocabulary, slice(None)
     else:
-        vocabulary, source = _pruned(model.vocabulary, keep)
+        vocabulary, source = pruned_vocabulary(model.vocabulary, keep)
     rows = model.input if not model.quantized and keep is None else model.rows(source)
     output = model.output
     if qout:
@@ -375,7 +375,7 @@ def quantize(model: FastTextModel, keep=None, dsub: int = 1, qnorm: bool = True,
                          model.label_counts, model.args, model.ntokens)
 
 
-def _pruned(vocab: Vocabulary, keep) -> tuple[Vocabulary, np.ndarray]:
+def pruned_vocabulary(vocab: Vocabulary, keep) -> tuple[Vocabulary, np.ndarray]:
     """The vocabulary of the rows kept (Dictionary::prune: words in order, then the kept buckets) and
     the rows it keeps, in its order."""
     keep = np.unique(np.append(np.asarray(keep, dtype=np.int64), vocab.index[EOS]))
