@@ -60,20 +60,23 @@ class LinearLearner:
             rows = shape.recurring if min_lines > 1 else shape.words + shape.bigrams
             ranks = self._ranks(rows, shape.labels)
             shown.append(f"ids in {min_lines}+ lines (~{rows:,}): rank "
-                         + (", ".join("full" if r is None else str(r) for r in ranks) or "none fits"))
+                         + ", ".join("full" if r is None else str(r) for r in ranks))
             found += [Candidate(NAME, _describe(c, min_lines, rank), {"c": c, "min_lines": min_lines, "rank": rank})
                       for c in C_VALUES for rank in ranks]
         budget = self.options.size_budget / size_budget.MIB
         return found, (f"linear learner: C {', '.join(f'{c:g}' for c in C_VALUES)}; " + "; ".join(shown)
-                       + f" (the ranks that keep every id within {budget:g} MiB)")
+                       + f" (the ranks that keep every id within {budget:g} MiB, else the smallest)")
 
     def _ranks(self, rows: int, labels: int) -> list[int | None]:
+        """Full rank when every id fits at one byte a value; else full rank at two values a byte when that
+        fits, and the largest rank that fits at one; when none does, the smallest rank, whose file the size
+        budget then brings within it by dropping the rows of smallest norm."""
         budget = self.options.size_budget
         if size_budget.fits(rows, labels, labels, budget, dsub=1):
             return [None]
         lower = [r for r in RANKS if r < labels and size_budget.fits(rows, r, labels, budget, dsub=1)][:1]
         full = [None] if size_budget.fits(rows, labels, labels, budget, dsub=2) else []
-        return full + lower
+        return full + lower or [RANKS[-1] if RANKS[-1] < labels else None]
 
     def fit(self, candidate: Candidate, part: Part, work: Path | None = None) -> FastTextModel:
         p = candidate.params
