@@ -91,6 +91,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     split = prepare.load(data_source(args.model, args.train, args.valid))
     for note in split.notes:
         log(note)
+    prepare.require_examples(split)
     log(f"scoring {args.model} on {len(split.valid)} validation examples")
     rows[f"fastText {args.model.name} ({args.model.stat().st_size / 2**20:.2f} MiB)"] = evaluate_fasttext(
         args.model, split.valid)

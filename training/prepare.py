@@ -195,9 +195,7 @@ def load(source: dict) -> Split:
         notes.append(f"no --valid: kept {len(valid)} of {len(train) + len(valid)} examples for validation, "
                      f"split by {by} with seed {source['split_seed']} (--split-seed)")
     train, valid = drop_rare_tags(train, valid, source["min_tag_count"], notes)
-    result = Split(train, valid, notes, valid_from_file=valid_set is not None, export_tags=export_tags)
-    require_examples(result)
-    return result
+    return Split(train, valid, notes, valid_from_file=valid_set is not None, export_tags=export_tags)
 
 
 def require_examples(split: Split) -> None:

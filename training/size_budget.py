@@ -16,7 +16,7 @@ from training.model_file import FastTextModel, largest_rows, quantize, quantized
 MIB = 2**20
 DEFAULT_BUDGET = 10 * MIB
 DSUBS = (1, 2, 4)
-MIN_ROWS = 256
+MIN_ROWS = 256  # fewer rows than this are kept only when the model has no more
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def settings_within(model: FastTextModel, budget: int) -> list[Setting]:
     settings = []
     for dsub in (d for d in DSUBS if d <= model.dim):
         rows = rows_within(model, budget, dsub, qout)
-        if rows >= MIN_ROWS:
+        if rows >= min(MIN_ROWS, model.vocabulary.rows):
             settings.append(Setting(rows, dsub, qout))
         if rows >= model.vocabulary.rows:
             break
@@ -111,5 +111,5 @@ def quantize_within(model: FastTextModel, setting: Setting, budget: int) -> Fast
         if size <= budget:
             return quantized
         rows = int(rows * budget / size * 0.99)
-        if rows < MIN_ROWS:
+        if rows < min(MIN_ROWS, model.vocabulary.rows):
             raise TrainingError(f"the model does not fit {budget:,} bytes with {MIN_ROWS} rows; raise --size-budget")

@@ -363,7 +363,10 @@ def train(args: argparse.Namespace) -> dict:
     options = learner_options(args)
     with steps.timed("read and clean"):
         split = prepare.load(data_source(args))
-    for line in split.notes + prepare.summary(split):
+    for line in split.notes:
+        log(line)
+    prepare.require_examples(split)
+    for line in prepare.summary(split):
         log(line)
     shape = data_shape(split.train)
     candidates, notes = propose(learners(list(LEARNERS) if args.learner == "auto" else [args.learner], options),
