@@ -40,7 +40,7 @@ _SAMPLE = 1 << 15
 _SAMPLE_1D = 1 << 19  # values a one-dimensional codebook learns from
 _KMEANS_ITERATIONS = 10
 _CACHE_VALUES = 1 << 18  # distances computed at once when coding
-_KMEANS_1D_ITERATIONS = 30
+_KMEANS_1D_ITERATIONS = 100
 
 
 class ModelFileError(ff.FormatError):
