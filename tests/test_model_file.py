@@ -25,6 +25,7 @@ from training.model_file import (
     largest_rows,
     printed_probability,
     quantize,
+    quantize_matrix,
     quantized_bytes,
     read_model,
     table_sigmoid,
@@ -129,6 +130,35 @@ def test_the_binary_answers_a_written_model_as_the_python_model(name, variant, m
     # The fast scores are the exact ones but for float32 rounding.
     exact, fast = model.scores(lines, exact=True), model.scores(lines)
     assert np.abs(exact - fast).max() <= 1e-4 * max(1.0, np.abs(exact).max())
+
+
+@pytest.mark.parametrize("output", ["quantized", "dense"])
+def test_the_order_of_float32_operations_is_fasttexts(output, tmp_path, fasttext_binary):
+    """Scores that cancel: hidden components of ~1e5 whose products with each output row nearly
+    cancel, so that float32 rounding in any other order than fastText's (products summed one by one,
+    then times the norm, in ProductQuantizer::mulcode; summed one by one in DenseMatrix::dotRow)
+    moves scores by tenths. The binary answers as model.scores(exact=True) computes, not as float64."""
+    rng = np.random.default_rng(0)
+    dim, labels = 8, 256
+    hidden = (rng.choice([-1, 1], dim) * rng.uniform(1e5, 2e5, dim)).astype(np.float32)
+    directions = rng.uniform(-1, 1, (labels, dim))
+    directions[:, -1] = -(directions[:, :-1] @ hidden[:-1]) / hidden[-1]
+    directions = directions.astype(np.float32)
+    norms = rng.uniform(0.05, 3, labels).astype(np.float32)
+    # The empty line averages `</s>` alone, so the hidden vector is its row (coded exactly: 2 rows).
+    rows = quantize_matrix(np.stack([hidden, np.zeros(dim, np.float32)]), dsub=1, qnorm=False, rng=rng)
+    weights = QuantizedMatrix(np.arange(labels, dtype=np.uint8)[:, None], directions, dsub=dim,
+                              norm_codes=np.arange(labels, dtype=np.uint8), norm_centroids=norms)
+    if output == "dense":
+        weights = weights.decode()
+    model = FastTextModel(Vocabulary([EOS], bucket=1), [f"t{i}" for i in range(labels)], rows, weights)
+    path = tmp_path / "cancelling.bin"
+    write_model(model, path)
+    assert worst_difference(fasttext_binary, path, model, [""]) <= 1e-4
+    served = binary_answers(fasttext_binary, path, [""])[0]
+    in_float64 = table_sigmoid(hidden.astype(np.float64) @ model.output.decode().T.astype(np.float64)
+                               if output == "quantized" else hidden.astype(np.float64) @ weights.T.astype(np.float64))
+    assert max(abs(served[f"t{i}"] - float(in_float64[i])) for i in range(labels)) > 0.01
 
 
 def test_the_written_file_is_what_the_model_says(models, tmp_path):

@@ -64,11 +64,11 @@ def test_kmeans_1d_keeps_few_values_and_fits_many():
     centroids = kmeans_1d(values)
     assert len(centroids) == KSUB and np.all(np.diff(centroids) >= 0)
 
-    def error(c):
-        return np.mean(np.min(np.abs(values[:, None] - np.asarray(c, dtype=np.float64)[None, :]), axis=1) ** 2)
-
-    quantiles = np.quantile(values, (np.arange(KSUB) + 0.5) / KSUB)
-    assert error(centroids) < 0.5 * error(quantiles)
+    # Lloyd's fixed point: each centroid is (within 1%) the mean of the values nearest to it.
+    nearest = np.abs(values[:, None] - centroids.astype(np.float64)[None, :]).argmin(axis=1)
+    means = np.bincount(nearest, weights=values, minlength=KSUB) / np.maximum(np.bincount(nearest, minlength=KSUB), 1)
+    used = np.bincount(nearest, minlength=KSUB) > 0
+    assert np.all(np.abs(means[used] - centroids[used]) <= 0.01 * np.abs(centroids[used]))
 
 
 @pytest.mark.parametrize("dsub", [1, 2, 3])
@@ -84,6 +84,15 @@ def test_norms_apart_keep_each_row_close_and_zero_rows_zero(dsub):
     assert np.median(relative) < {1: 0.05, 2: 0.3, 3: 0.45}[dsub]
     # The norm levels are spread in log scale: the largest row keeps its length.
     assert np.linalg.norm(decoded[norms.argmax()]) == pytest.approx(norms.max(), rel=0.05)
+
+
+@pytest.mark.parametrize("dsub, error", [(2, 0.012), (3, 0.04)])
+def test_sub_quantizers_are_fitted_not_just_sampled(dsub, error):
+    """Gaussian rows, 256 centroids a sub-quantizer: the k-means's mean squared error (measured 0.009
+    at dsub 2, 0.033 at dsub 3) is well below its start's, 256 sampled rows (0.019, 0.053)."""
+    matrix = np.random.default_rng(4).normal(0, 1, (20000, 8)).astype(np.float32)
+    quantized = quantize_matrix(matrix, dsub, False, np.random.default_rng(0))
+    assert np.mean((quantized.decode() - matrix) ** 2) < error
 
 
 def test_fewer_rows_than_centroids_are_coded_exactly(tiny):

@@ -40,7 +40,7 @@ _SAMPLE = 1 << 15
 _SAMPLE_1D = 1 << 19  # values a one-dimensional codebook learns from
 _KMEANS_ITERATIONS = 10
 _CACHE_VALUES = 1 << 18  # distances computed at once when coding
-_KMEANS_1D_ITERATIONS = 30
+_KMEANS_1D_ITERATIONS = 100
 
 
 class ModelFileError(ff.FormatError):
@@ -410,7 +410,7 @@ def quantize_matrix(matrix: np.ndarray, dsub: int, qnorm: bool, rng: np.random.G
         chunk = slice(start, min(n, start + _CHUNK_ROWS))
         quantized.codes[chunk] = _assign(_directions(matrix, chunk, norms), centroids)
     if qnorm:
-        quantized.norm_codes, quantized.norm_centroids = _quantize_norms(_fitted_scales(matrix, quantized))
+        quantized.norm_codes, quantized.norm_centroids = _quantize_norms(_fitted_scales(matrix, quantized), rng)
     return quantized
 
 
@@ -536,14 +536,14 @@ def _fitted_scales(matrix: np.ndarray, quantized: QuantizedMatrix) -> np.ndarray
     return np.concatenate(scales)
 
 
-def _quantize_norms(scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _quantize_norms(scales: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Norm codes and 256 norm levels: k-means of the positive scales' logarithms (a level 0 for rows
     whose best scale is 0 or below)."""
     positive = scales > 0
     levels = np.zeros(0, dtype=np.float32)
     if positive.any():
         logs = np.log(scales[positive])
-        sample = logs if len(logs) <= _SAMPLE_1D else np.random.default_rng(0).choice(logs, _SAMPLE_1D, replace=False)
+        sample = logs if len(logs) <= _SAMPLE_1D else rng.choice(logs, _SAMPLE_1D, replace=False)
         levels = np.unique(np.exp(kmeans_1d(sample, KSUB - (not positive.all())).astype(np.float64)))
     if not positive.all():
         levels = np.concatenate([[0.0], levels])
