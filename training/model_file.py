@@ -34,11 +34,12 @@ KSUB = ff.CENTROIDS
 _SIGMOID_LOSSES = {ff.LOSSES["ova"], ff.LOSSES["ns"]}  # BinaryLogisticLoss::computeOutput: a sigmoid per label
 _BATCH_VALUES = 1 << 22  # floats a batch of scores (or of rows decoded) may hold
 _CHUNK_ROWS = 1 << 16  # rows handled at once when quantizing
-# Rows the sub-quantizers' k-means learns from: half fastText's max_points_ (65,536), and 10
-# iterations to its 25, which keep a 300,000 x 50 matrix at dsub 2 to about ten seconds.
-_SAMPLE = 1 << 15
+# Rows the sub-quantizers' k-means learns from, 32 a centroid (fastText's max_points_ is 65,536), and
+# 8 iterations to its 25: a linear model's 40,000 x 334 matrix at dsub 2 took 90 s with 32,768 rows
+# and 10 iterations, and every candidate of a site's export is quantized (each scored as its file).
+_SAMPLE = 1 << 13
 _SAMPLE_1D = 1 << 19  # values a one-dimensional codebook learns from
-_KMEANS_ITERATIONS = 10
+_KMEANS_ITERATIONS = 8
 _CACHE_VALUES = 1 << 18  # distances computed at once when coding
 _KMEANS_1D_ITERATIONS = 100
 
