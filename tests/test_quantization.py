@@ -58,6 +58,15 @@ def test_one_dimension_a_code_is_exact_for_dimensions_of_few_values():
     assert np.array_equal(quantized.decode(), matrix)
 
 
+@pytest.mark.parametrize("dsub", [2, 3])
+def test_sub_quantizers_of_few_distinct_sub_vectors_are_exact(dsub):
+    """A full-rank linear model's calibrated output, a x identity and a column b, codes exactly at any dsub."""
+    labels = 600
+    output = np.hstack([np.eye(labels, dtype=np.float32) * np.float32(0.7), np.full((labels, 1), -1.5, np.float32)])
+    quantized = quantize_matrix(output, dsub=dsub, qnorm=False, rng=np.random.default_rng(0))
+    assert np.array_equal(quantized.decode(), output)
+
+
 def test_kmeans_1d_keeps_few_values_and_fits_many():
     assert kmeans_1d(np.array([3.0, 1.0, 1.0, 2.0]), k=4).tolist() == [1.0, 2.0, 3.0, 3.0]
     values = np.random.default_rng(1).lognormal(0, 2, 100_000)

@@ -433,7 +433,7 @@ def test_options_the_served_file_cannot_honour_are_refused(params, message):
     (["--set", "maxn=3"], "error: maxn 3: subword n-grams are not served"),
     (["--preset", "seed"], "error: unknown preset 'seed'"),
     (["--set", "dim"], "error: override 'dim' must look like NAME=VALUE"),
-    (["--learner", "linear", "--size-budget", "0.0001"], "error: no quantization brings this model"),
+    (["--learner", "linear", "--size-budget", "0.0001"], "no quantization brings this model"),
     (["--size-budget", "0"], "error: --size-budget, --threads and --min-tag-count must be positive"),
 ])
 def test_the_command_line_refuses_before_training_with_one_line(tiny_dataset, tmp_path, args, message):

@@ -5,6 +5,7 @@ the endpoint uses, so the model sees at training time exactly the lines it is as
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,19 @@ def params_to_args(params: dict) -> list[str]:
     return args
 
 
+class FastTextFailed(TrainingError):
+    """A fastText command ended with a failure status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def aborted(self) -> bool:
+        """fastText aborts (SIGABRT) on an uncaught exception, in training on a loss gone to NaN."""
+        return self.status == -signal.SIGABRT
+
+
 def run(cmd: Sequence[str], quiet: bool = False) -> float:
     """Run a fastText command, streaming its progress to stderr unless quiet; return seconds taken."""
     started = time.monotonic()
@@ -69,7 +83,8 @@ def run(cmd: Sequence[str], quiet: bool = False) -> float:
     )
     if result.returncode:
         output = result.stdout.decode("utf-8", "replace")[-4000:] if quiet and result.stdout else ""
-        raise RuntimeError(f"fastText failed with status {result.returncode}: {' '.join(map(str, cmd))}\n{output}")
+        raise FastTextFailed(f"fastText failed with status {result.returncode}: {' '.join(map(str, cmd))}\n{output}",
+                             result.returncode)
     return time.monotonic() - started
 
 

@@ -476,6 +476,9 @@ def _kmeans(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     nsubq, n, dsub = x.shape
     if n <= KSUB:
         return np.concatenate([x, np.repeat(x[:, -1:], KSUB - n, axis=1)], axis=1)
+    exact = _few_distinct(x)
+    if len(exact) == nsubq:
+        return np.stack(list(exact.values()))
     centroids = x[:, rng.choice(n, KSUB, replace=False)]
     flat_offsets = (np.arange(nsubq) * KSUB)[:, None]
     for _ in range(_KMEANS_ITERATIONS):
@@ -488,7 +491,20 @@ def _kmeans(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if empty.any():
             subq, which = np.nonzero(empty)
             centroids[subq, which] = x[subq, rng.integers(0, n, len(subq))]
+    for m, points in exact.items():
+        centroids[m] = points
     return centroids
+
+
+def _few_distinct(x: np.ndarray) -> dict[int, np.ndarray]:
+    """The sub-quantizers with at most 256 distinct sub-vectors (a full-rank linear model's output, the
+    identity times a, has a handful), and those sub-vectors padded to 256: codes exact, no k-means."""
+    found = {}
+    for m in range(x.shape[0]):
+        distinct = np.unique(x[m], axis=0)
+        if len(distinct) <= KSUB:
+            found[m] = np.concatenate([distinct, np.repeat(distinct[-1:], KSUB - len(distinct), axis=0)])
+    return found
 
 
 def _assign_sub(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:

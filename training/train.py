@@ -374,15 +374,22 @@ def train(args: argparse.Namespace) -> dict:
     paths = output_paths(args.output)
     with build_directory(args.build_dir) as build:
         validation = Validation(split.valid, args.seed)
-        results = []
+        results, failures = [], []
         for i, (learner, candidate) in enumerate(candidates, start=1):
             log(f"candidate {i}/{len(candidates)}: {candidate.name}")
-            results.append(fit_and_score(learner, candidate, split.train, validation, build / learner.name,
-                                         options, steps))
+            try:
+                results.append(fit_and_score(learner, candidate, split.train, validation, build / learner.name,
+                                             options, steps))
+            except TrainingError as e:
+                log(f"  left out: {e}")
+                failures.append(f"{candidate.name}: {e}")
+                continue
             best = max(results, key=lambda r: criterion(r.scores))
             for r in results:
                 if r is not best:
                     r.shipped.model = None  # only the best candidate's matrices are kept
+        if not results:
+            raise TrainingError("no candidate could be written: " + "; ".join(failures))
         winner, why = choose(results)
         log(why)
         reference = baseline(split, validation, args.threads) if args.baseline else None

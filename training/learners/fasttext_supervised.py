@@ -22,6 +22,7 @@ OPTION_TYPES = {"lr": float, "lrUpdateRate": int, "dim": int, "ws": int, "epoch"
                 "maxn": int, "t": float, "seed": int}
 SERVED_LOSSES = ("ova", "ns")  # one sigmoid per label: what predict-prob prints and model_file scores
 PRETRAIN_MODELS = ("skipgram", "cbow")
+LR_RETRIES = 3  # halvings of the learning rate after fastText diverged
 
 
 def check_params(params: dict) -> dict:
@@ -106,13 +107,26 @@ class FastTextLearner:
             vectors = self._pretrain(binary, part, work, {**pretrain, "dim": params.get("dim", 100)})
             if vectors is not None:
                 params["pretrainedVectors"] = str(vectors.resolve())
-        self.log(f"  fasttext supervised {' '.join(ft.params_to_args(params))} -thread {self.options.threads}")
-        seconds = ft.train(binary, self._training_file(part, work), work / "model", params,
-                           threads=self.options.threads)
+        seconds = self._supervised(binary, self._training_file(part, work), work, params)
+        candidate.params["train"]["lr"] = params["lr"]  # the rate that trained, for a refit and the metrics
         self.log(f"  trained in {seconds:.1f} s")
         model = read_model(work / "model.bin")
         (work / "model.bin").unlink()
         return model
+
+    def _supervised(self, binary: Path, train_file: Path, work: Path, params: dict) -> float:
+        """`fasttext supervised`; when its loss diverges to NaN (it aborts), again at half the learning rate."""
+        halvings = 0
+        while True:
+            self.log(f"  fasttext supervised {' '.join(ft.params_to_args(params))} -thread {self.options.threads}")
+            try:
+                return ft.train(binary, train_file, work / "model", params, threads=self.options.threads)
+            except ft.FastTextFailed as e:
+                halvings += 1
+                if not e.aborted or halvings > LR_RETRIES:
+                    raise
+                params["lr"] = round(params.get("lr", 0.1) / 2, 4)
+                self.log(f"  fastText aborted, its loss gone to NaN: again at half the learning rate, -lr {params['lr']}")
 
     def _training_file(self, part: Part, work: Path) -> Path:
         """The part in fastText's format, written once however often the part is fitted."""
@@ -133,7 +147,7 @@ class FastTextLearner:
         try:
             seconds = ft.pretrain(binary, text_file, work / "vectors", {k: v for k, v in pparams.items() if k != "corpus"},
                                   threads=self.options.threads)
-        except RuntimeError as e:
+        except ft.FastTextFailed as e:
             # fastText 0.9.3 can abort on NaN here for a very small corpus; the supervised model
             # trains fine without the vectors.
             self.log(f"  word-vector pretraining failed, continuing without pretrained vectors: {e}")
