@@ -330,12 +330,13 @@ class FastTextProcess:
             return proc
         began = time.monotonic()
         # The load limit counts only time spent waiting for it: a frozen Lambda container waits for nothing.
-        load_deadline = Deadline(min(self.load_timeout - self._load_waited, deadline.remaining()))
+        load_left = self.load_timeout - self._load_waited
+        request_left = deadline.remaining()
         try:
-            self._exchange(proc, b"", 1, load_deadline)
+            self._exchange(proc, b"", 1, Deadline(min(load_left, request_left)))
         except FastTextTimeout:
             self._load_waited += time.monotonic() - began
-            if self._load_waited < self.load_timeout:
+            if request_left < load_left:
                 raise FastTextLoading(f"fastText is still loading model {self.model_path}") from None
             self._kill()
             # A truncated model can also make fastText 0.9.3 spin forever while loading it.

@@ -139,6 +139,16 @@ def fresh_handler(monkeypatch):
         recommender.close()
 
 
+def recommender_for(model: Path, binary: Path, timeout: float = 10.0):
+    """A Recommender serving `model` alone as the default model, nothing started yet."""
+    from model_source import BundledModel
+    from recommender import Recommender
+    from served_models import ServedModel, ServedModels
+
+    return Recommender(ServedModels({"default": ServedModel("default", BundledModel(str(model)), str(binary),
+                                                            timeout, timeout, retry_seconds=0)}))
+
+
 def call(app, event) -> tuple[int, dict]:
     """The handler's status and decoded body for an event, called as Lambda calls it."""
     response = app.tagRecommendations(event, LambdaContext())
