@@ -118,7 +118,7 @@ class ServedModels:
     processes share."""
 
     def __init__(self, models: dict[str, ServedModel], budget_bytes: int | None = None):
-        self.models = models
+        self.by_name = models
         self.default = models[DEFAULT_MODEL]
         self.budget_bytes = budget_bytes
 
@@ -150,9 +150,9 @@ class ServedModels:
 
     def get(self, name: str) -> ServedModel:
         """The model named `name`; InvalidRequest when the deployment has none."""
-        served = self.models.get(name)
+        served = self.by_name.get(name)
         if served is None:
-            raise InvalidRequest("unknown_model", f"no model named {name!r}; this deployment has {', '.join(self.models)}")
+            raise InvalidRequest("unknown_model", f"no model named {name!r}; this deployment has {', '.join(self.by_name)}")
         return served
 
     def answer_lines(self, served: ServedModel, lines: list[str], deadline: Deadline,
@@ -211,12 +211,12 @@ class ServedModels:
             log.error("fastText binary unusable: %s", e)
             raise ModelUnavailable(f"the fastText binary cannot run ({e.code})", math.ceil(self.default.retry_seconds)) from None
         self.default.check_backoff()
-        return {"status": "ok", "models": [served.summary() for served in self.models.values()],
+        return {"status": "ok", "models": [served.summary() for served in self.by_name.values()],
                 "fasttext": {"version": FASTTEXT_VERSION}}
 
     def close(self) -> None:
         """Stop every model's processes (a new request starts them again)."""
-        for served in self.models.values():
+        for served in self.by_name.values():
             served.close()
 
     def _unavailable(self, served: ServedModel, error: Exception) -> ModelUnavailable:
@@ -244,7 +244,7 @@ class ServedModels:
         answering ones), until the processes alive and `needed` bytes fit the budget."""
         if self.budget_bytes is None:
             return
-        alive = [p for m in self.models.values() for p in m.processes if p.running]
+        alive = [p for m in self.by_name.values() for p in m.processes if p.running]
         used = sum(p.rss_bytes() for p in alive) + needed
         others = sorted((p for p in alive if p not in served.processes),
                         key=lambda p: (p.k != ALL_LABELS, p.last_used))
