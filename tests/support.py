@@ -139,6 +139,29 @@ def fresh_handler(monkeypatch):
         recommender.close()
 
 
+SLOW_FASTTEXT = """#!{python}
+# The real fastText binary, {load} s slower to load its model and {exchange} s slower to answer each
+# batch of lines that arrives at once (one exchange).
+import os, subprocess, sys, threading, time
+time.sleep({load})
+child = subprocess.Popen([{binary!r}] + sys.argv[1:], stdin=subprocess.PIPE, stdout=sys.stdout, bufsize=0)
+while chunk := os.read(0, 1 << 16):
+    time.sleep({exchange})
+    child.stdin.write(chunk)
+child.stdin.close()
+sys.exit(child.wait())
+"""
+
+
+def slow_fasttext(directory: Path, binary: Path, load: float = 0.0, exchange: float = 0.0) -> Path:
+    """A wrapper around the real binary that loads `load` seconds late and answers each exchange
+    `exchange` seconds late."""
+    wrapper = directory / "slow-fasttext"
+    wrapper.write_text(SLOW_FASTTEXT.format(python=sys.executable, load=load, exchange=exchange, binary=str(binary)))
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def recommender_for(model: Path, binary: Path, timeout: float = 10.0):
     """A Recommender serving `model` alone as the default model, nothing started yet."""
     from model_source import BundledModel
