@@ -172,6 +172,21 @@ def recommender_for(model: Path, binary: Path, timeout: float = 10.0):
                                                             timeout, timeout, retry_seconds=0)}))
 
 
+def predict_prob(binary: Path, model: Path, texts: list[str], k: int) -> list[list[dict]]:
+    """What a one-shot `fasttext predict-prob MODEL - k` answers, as the API spells it."""
+    from fasttext_process import parse_answer
+    from text_cleaning import clean_text
+
+    out = subprocess.run(
+        [str(binary), "predict-prob", str(model), "-", str(k)],
+        input="".join(clean_text(text) + "\n" for text in texts), capture_output=True, text=True, check=True,
+    ).stdout
+    return [
+        [{"hashtag": "#" + label, "probability": p} for label, p in parse_answer(line) if p > 0]
+        for line in out.splitlines()
+    ]
+
+
 def call(app, event) -> tuple[int, dict]:
     """The handler's status and decoded body for an event, called as Lambda calls it."""
     response = app.tagRecommendations(event, LambdaContext())

@@ -6,15 +6,21 @@ import json
 import os
 import random
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from fasttext_process import parse_answer
 from recommender import Recommender
-from support import LambdaContext, call, fasttext_children, fresh_handler, http_event, rest_event, train_supervised
-from text_cleaning import clean_text
+from support import (
+    LambdaContext,
+    call,
+    fasttext_children,
+    fresh_handler,
+    http_event,
+    predict_prob,
+    rest_event,
+    train_supervised,
+)
 
 # A second model, on other topics than the tiny one: the same text gets other hashtags from it.
 OTHER_TOPICS = {
@@ -55,18 +61,6 @@ def app(lambda_env, models_dir, monkeypatch):
     monkeypatch.setenv("MODELS_DIR", str(models_dir))
     with fresh_handler(monkeypatch) as fresh:
         yield fresh
-
-
-def predict_prob(binary: Path, model: Path, texts: list[str], k: int) -> list[list[dict]]:
-    """What a one-shot `fasttext predict-prob MODEL - k` answers, as the API spells it."""
-    out = subprocess.run(
-        [str(binary), "predict-prob", str(model), "-", str(k)],
-        input="".join(clean_text(text) + "\n" for text in texts), capture_output=True, text=True, check=True,
-    ).stdout
-    return [
-        [{"hashtag": "#" + label, "probability": p} for label, p in parse_answer(line) if p > 0]
-        for line in out.splitlines()
-    ]
 
 
 def test_each_request_is_answered_by_the_model_it_names_as_predict_prob_on_that_file(app, models_dir, lambda_env):

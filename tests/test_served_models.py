@@ -13,14 +13,13 @@ import pytest
 from fasttext_process import Deadline
 from support import (
     LambdaContext,
-    call,
     fresh_handler,
     function_url_event,
     http_event,
+    predict_prob,
     rest_event,
     slow_fasttext,
 )
-from test_models import predict_prob
 
 EXPLAIN = {"text": "python pip module #web", "explain": True, "exclude_used": True}
 
