@@ -1016,5 +1016,5 @@ def test_deployed_package_answers_with_the_deployed_environment(stacks, tmp_path
     assert responses[3]["body"] == (ROOT / "try_it.html").read_text()
     assert json.loads(responses[0]["body"])["hashtags_recommended"][0]["hashtag"] == "#python"
     health = json.loads(responses[1]["body"])
-    assert health["model"]["sha256"] == file_sha256(str(tiny_model))
+    assert health["models"][0]["sha256"] == file_sha256(str(tiny_model))  # the file the request loaded
     assert health["status"] == "ok", health
