@@ -43,8 +43,8 @@ MAX_RETRY_SECONDS = 600.0
 LOADING_RETRY_SECONDS = 1
 MIB = 1 << 20
 # A process's memory before it has loaded and been measured: its model file, the dictionary's
-# hash table and strings beside it (about 80 bytes a word), and the static binary itself.
-_BYTES_PER_WORD = 80
+# hash table and strings beside it (about 160 bytes a word), and the static binary itself.
+_BYTES_PER_WORD = 160
 _BINARY_BYTES = 2 * MIB
 
 

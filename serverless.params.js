@@ -21,8 +21,8 @@ const MAX_UNZIPPED_BYTES = 250 * 1024 * 1024;
 const MB = 1024 * 1024;
 // The fastText processes may use half of the function's memory together (served_models.py); a
 // model runs up to two (one answering with the top labels, one with every label), each about its
-// file, 80 bytes a word of its dictionary, and the 2 MiB binary.
-const BYTES_PER_WORD = 80;
+// file, 160 bytes a word of its dictionary, and the 2 MiB binary.
+const BYTES_PER_WORD = 160;
 const BINARY_BYTES = 2 * MB;
 
 // The message alone: the Serverless CLI prints an Error's stack, which would bury it.
