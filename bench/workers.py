@@ -91,7 +91,7 @@ def handler_worker(cfg: dict) -> dict:
             "billed_ms_mean": billed_ms_mean(batch_durations),
         }
 
-    process = handler.recommender.process
+    process = handler.recommender.models.default.answering
     result = {
         "durations": durations,
         "errors": errors,
@@ -138,8 +138,8 @@ def floor_worker(cfg: dict) -> dict:
 def seed_worker(cfg: dict) -> dict:
     """A new `fasttext predict-prob` per request, the text on its stdin, read with communicate()."""
     use_runtime(cfg)
+    from contract import MAX_K
     from fasttext_process import parse_answer
-    from recommender import MAX_K
     from text_cleaning import clean_text
 
     texts = benchlib.load_texts(cfg["texts"])
@@ -168,7 +168,7 @@ def pipe_worker(cfg: dict) -> dict:
     MODEL - 50`, answers read with blocking os.read in 64 KiB chunks, nothing parsed. What the
     handler's design cannot go below; the handler's latency minus this is Python's share."""
     use_runtime(cfg)
-    from recommender import MAX_K
+    from contract import MAX_K
     from text_cleaning import clean_text
 
     lines = [clean_text(t) for t in benchlib.load_texts(cfg["texts"])]
@@ -203,7 +203,7 @@ _t_answered = time.perf_counter()
 import os
 os.write({fd}, ("%r %r %r %d\\n" % (_t_code, _t_imported, _t_answered, _response["statusCode"])).encode())
 os.close({fd})
-handler.recommender.process.close()
+handler.recommender.models.default.answering.close()
 """
 
 
@@ -300,8 +300,8 @@ out = []
 for line in sys.stdin:
     response = handler.tagRecommendations(json.loads(line), None)
     out.append({"status": response["statusCode"], "python_kib": hwm_kib("self"),
-                "fasttext_kib": hwm_kib(handler.recommender.process.pid)})
-handler.recommender.process.close()
+                "fasttext_kib": hwm_kib(handler.recommender.models.default.answering.pid)})
+handler.recommender.models.default.answering.close()
 print(json.dumps(out))
 """
 
