@@ -257,6 +257,12 @@ class FastTextProcess:
         return proc is not None and proc.poll() is None
 
     @property
+    def started(self) -> bool:
+        """Whether a child was started and not stopped since (it may have died: the next
+        exchange finds out and starts another), without asking the system."""
+        return self._proc is not None
+
+    @property
     def ready(self) -> bool:
         """Whether the child is alive and has loaded its model."""
         return self._ready and self.running
@@ -351,8 +357,10 @@ class FastTextProcess:
         return proc
 
     def _running_process(self) -> subprocess.Popen:
-        if self._proc is not None and self._proc.poll() is not None:
-            log.warning("fastText process exited with status %s; restarting it", self._proc.returncode)
+        # A loaded child that died is found out by the exchange (a broken pipe, or no answer),
+        # which starts another: the warm path asks the system nothing more.
+        if self._proc is not None and not self._ready and self._proc.poll() is not None:
+            log.warning("fastText process exited with status %s while loading", self._proc.returncode)
             self._kill()
         if self._proc is None:
             self._proc = self._start()

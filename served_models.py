@@ -161,7 +161,8 @@ class ServedModels:
 
         Raises ModelUnavailable while the model loads, fails, or is in its back-off."""
         process = served.all_labels if every_label else served.answering
-        if process.ready:
+        # A failing model's processes are stopped: a started one is past its back-off.
+        if process.started:
             try:
                 return process.answer_lines(lines, deadline)
             except FastTextError as e:
