@@ -200,7 +200,12 @@ def parse_answer(line: str, limit: int | None = None) -> list[tuple[str, float]]
     labels, printed = fields[::2], fields[1::2]
     if len(labels) != len(printed) or not all(label.startswith(LABEL_PREFIX) for label in labels):
         raise FastTextError("fastText gave an answer that could not be parsed")
-    return [(label[_PREFIX_LENGTH:], _probability(p)) for label, p in zip(labels, printed)]
+    pairs = []
+    # _probability written out: a call per pair is what a plain request would pay for explain's sake.
+    for label, p in zip(labels, printed):
+        probability = round(float(p) - 1e-5, 6)
+        pairs.append((label[_PREFIX_LENGTH:], 1.0 if probability > 1 else probability if probability > 0 else 0.0))
+    return pairs
 
 
 def probabilities_of(line: str, labels: list[str]) -> tuple[dict[str, float], int]:
