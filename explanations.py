@@ -30,7 +30,7 @@ def explain(models: ServedModels, served: ServedModel, cleaned: list[str], answe
         return
     found = [probabilities_of(answer, labels)
              for answer, (_, labels, _) in zip(models.answer_lines(served, lines, deadline), left_out)]
-    k = served.answering.k
+    k = served.answering.k  # the MAX_K labels models.answer_lines answers with
     # A label missing from a full answer is below the process's top k: ask for every label.
     models.ask_again_with_every_label(
         served, lines, found,

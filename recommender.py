@@ -70,15 +70,15 @@ class Recommender:
             return [[] for _ in cleaned]
         # k labels, or all the process gives when used hashtags are left out.
         limit = None if request.exclude_used or request.explain else request.k
-        found = iter(self.models.answer_lines(served, asked, deadline))
+        k = DEFAULT_K if limit is not None and limit <= DEFAULT_K else MAX_K
+        found = iter(self.models.answer_lines(served, asked, deadline, k))
         answers = [parse_answer(next(found), limit) if line else [] for line in cleaned]
         if request.exclude_used:
             # The process answers with its MAX_K labels, which is all a request needs unless the
             # text carries many of its top hashtags: that rare text is asked of every label.
-            k = served.answering.k
             self.models.ask_again_with_every_label(
                 served, cleaned, answers,
-                is_short=lambda i, answer: _may_fall_short(answer, k, used[i], request),
+                is_short=lambda i, answer: _may_fall_short(answer, MAX_K, used[i], request),
                 read=lambda i, line: parse_answer(line),
                 deadline=deadline,
             )

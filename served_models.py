@@ -3,8 +3,11 @@ processes may use together, and what /health says of them.
 
 A model is idle (no process), loading (its process started, the model not loaded yet), ok, or
 failing: it failed to be fetched, loaded or to answer, and answers 503 at once until its back-off
-ends; the request after that tries it again. Each model has a process answering with MAX_K labels
-and, started on the first need of it, one answering with every label.
+ends; the request after that tries it again. Each model has up to three processes, each started
+on the first need of it: one answering with DEFAULT_K labels (a plain request for at most that
+many, most requests: fastText prints, and the pipe carries, no label it does not use), one with
+MAX_K (more hashtags, exclude_used, explain), and one with every label (the rare answer those
+fall short with).
 
 Memory: the processes alive use at most half of the function's memory
 (AWS_LAMBDA_FUNCTION_MEMORY_SIZE); the other half is the handler's (Python, boto3, the page
@@ -17,7 +20,7 @@ import math
 import os
 import time
 
-from contract import DEFAULT_MODEL, MAX_K, InvalidRequest, ModelUnavailable
+from contract import DEFAULT_K, DEFAULT_MODEL, MAX_K, InvalidRequest, ModelUnavailable
 from fasttext_process import (
     FASTTEXT_VERSION,
     Deadline,
@@ -55,12 +58,13 @@ def children_budget(memory_size_mb: str | None) -> int | None:
 
 
 class ServedModel:
-    """One model of the deployment: where it comes from, its two processes, and its state."""
+    """One model of the deployment: where it comes from, its processes, and its state."""
 
     def __init__(self, name: str, source: BundledModel | S3Model, binary_path: str, timeout: float,
                  load_timeout: float, retry_seconds: float):
         self.name = name
         self.source = source
+        self.top = FastTextProcess(binary_path, source.path, DEFAULT_K, timeout, load_timeout)
         self.answering = FastTextProcess(binary_path, source.path, MAX_K, timeout, load_timeout)
         self.all_labels = FastTextProcess(binary_path, source.path, ALL_LABELS, timeout, load_timeout)
         self.retry_seconds = retry_seconds
@@ -69,16 +73,20 @@ class ServedModel:
         self.retry_at = 0.0
 
     @property
-    def processes(self) -> tuple[FastTextProcess, FastTextProcess]:
-        return self.answering, self.all_labels
+    def processes(self) -> tuple[FastTextProcess, FastTextProcess, FastTextProcess]:
+        return self.top, self.answering, self.all_labels
+
+    def process(self, k: int) -> FastTextProcess:
+        """The process answering with `k` labels: DEFAULT_K, MAX_K or ALL_LABELS."""
+        return self.top if k == DEFAULT_K else self.all_labels if k == ALL_LABELS else self.answering
 
     @property
     def status(self) -> str:
         if self.error is not None:
             return "failing"
-        if self.answering.ready:
+        if any(process.ready for process in self.processes):
             return "ok"
-        return "loading" if self.answering.running else "idle"
+        return "loading" if any(process.running for process in self.processes) else "idle"
 
     def check_backoff(self) -> None:
         """Raise ModelUnavailable while the model's back-off after a failure lasts."""
@@ -101,7 +109,7 @@ class ServedModel:
     def summary(self) -> dict:
         """Name, status, where it comes from, and the sha256 and labels of the file its process
         loaded (null before one has); the failure's code when failing. Starts and fetches nothing."""
-        loaded = self.answering.loaded or self.all_labels.loaded
+        loaded = next((process.loaded for process in self.processes if process.loaded), None)
         facts = {"name": self.name, "status": self.status, "source": self.source.kind,
                  "sha256": loaded.sha256 if loaded else None, "labels": loaded.header.labels if loaded else None}
         if self.error is not None:
@@ -155,12 +163,12 @@ class ServedModels:
             raise InvalidRequest("unknown_model", f"no model named {name!r}; this deployment has {', '.join(self.by_name)}")
         return served
 
-    def answer_lines(self, served: ServedModel, lines: list[str], deadline: Deadline,
-                     every_label: bool = False) -> list[str]:
-        """The answer line of the model's process (with every label, or MAX_K) for each line.
+    def answer_lines(self, served: ServedModel, lines: list[str], deadline: Deadline, k: int = MAX_K) -> list[str]:
+        """The answer line of the model's process with `k` labels (DEFAULT_K, MAX_K or
+        ALL_LABELS) for each line.
 
         Raises ModelUnavailable while the model loads, fails, or is in its back-off."""
-        process = served.all_labels if every_label else served.answering
+        process = served.process(k)
         # A failing model's processes are stopped: a started one is past its back-off.
         if process.started:
             try:
@@ -185,7 +193,7 @@ class ServedModels:
         process's MAX_K by `read(i, line)` of the answer with every label to `lines[i]`."""
         short = [i for i, answer in enumerate(answers) if is_short(i, answer)]
         if short:
-            for i, line in zip(short, self.answer_lines(served, [lines[i] for i in short], deadline, every_label=True)):
+            for i, line in zip(short, self.answer_lines(served, [lines[i] for i in short], deadline, ALL_LABELS)):
                 answers[i] = read(i, line)
 
     def start_default(self, deadline: Deadline | None) -> None:
@@ -194,9 +202,9 @@ class ServedModels:
         served = self.default
         try:
             served.source.local_path()
-            served.answering.start()
+            served.top.start()
             if deadline is not None:
-                served.answering.wait_until_ready(deadline)
+                served.top.wait_until_ready(deadline)
         except FastTextLoading:
             log.warning("the default model was still loading at the end of init")
         except (FastTextError, ModelSourceError, OSError) as e:
@@ -241,8 +249,8 @@ class ServedModels:
             return 0
 
     def _make_room(self, served: ServedModel, needed: int) -> None:
-        """Stop other models' processes, least recently used first (every-label ones before
-        answering ones), until the processes alive and `needed` bytes fit the budget."""
+        """Stop other models' processes, least recently used first (every-label ones before the
+        others), until the processes alive and `needed` bytes fit the budget."""
         if self.budget_bytes is None:
             return
         alive = [p for m in self.by_name.values() for p in m.processes if p.running]

@@ -91,7 +91,7 @@ def handler_worker(cfg: dict) -> dict:
             "billed_ms_mean": billed_ms_mean(batch_durations),
         }
 
-    process = handler.recommender.models.default.answering
+    process = handler.recommender.models.default.top
     result = {
         "durations": durations,
         "errors": errors,
@@ -203,7 +203,7 @@ _t_answered = time.perf_counter()
 import os
 os.write({fd}, ("%r %r %r %d\\n" % (_t_code, _t_imported, _t_answered, _response["statusCode"])).encode())
 os.close({fd})
-handler.recommender.models.default.answering.close()
+handler.recommender.close()
 """
 
 
@@ -300,8 +300,8 @@ out = []
 for line in sys.stdin:
     response = handler.tagRecommendations(json.loads(line), None)
     out.append({"status": response["statusCode"], "python_kib": hwm_kib("self"),
-                "fasttext_kib": hwm_kib(handler.recommender.models.default.answering.pid)})
-handler.recommender.models.default.answering.close()
+                "fasttext_kib": hwm_kib(handler.recommender.models.default.top.pid)})
+handler.recommender.close()
 print(json.dumps(out))
 """
 

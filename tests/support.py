@@ -187,6 +187,15 @@ def predict_prob(binary: Path, model: Path, texts: list[str], k: int) -> list[li
     ]
 
 
+def patch_processes(monkeypatch, served, **attributes) -> None:
+    """Set `attributes` (model_path, binary_path, timeout) on every fastText process of a served
+    model, and stop those running, as a changed deployment would find them."""
+    for process in served.processes:
+        process.close()
+        for name, value in attributes.items():
+            monkeypatch.setattr(process, name, str(value) if name.endswith("_path") else value)
+
+
 def call(app, event) -> tuple[int, dict]:
     """The handler's status and decoded body for an event, called as Lambda calls it."""
     response = app.tagRecommendations(event, LambdaContext())

@@ -12,7 +12,7 @@ import pytest
 import handler
 from handler import ROUTES
 from recommender import Recommender
-from support import ROOT, LambdaContext, fasttext_children, function_url_event, http_event, rest_event
+from support import ROOT, LambdaContext, fasttext_children, function_url_event, http_event, patch_processes, rest_event
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_form_encoded_content_type_is_still_read_as_json(app):
 def test_batch_answers_in_input_order_in_one_round_trip(app, monkeypatch):
     texts = ["http server browser", "python pip module", "!!!", "sound music mixer", "compiler linker"]
     rounds = []
-    process = app.recommender.models.default.answering
+    process = app.recommender.models.default.top
     real = process.answer_lines
     monkeypatch.setattr(process, "answer_lines", lambda lines, deadline: rounds.append(lines) or real(lines, deadline))
     status, body = call(app, rest_event({"texts": texts, "k": 1}))
@@ -303,7 +303,7 @@ def test_invalid_json_message_says_where(app):
 
 
 def default_process(app):
-    return app.recommender.models.default.answering
+    return app.recommender.models.default.top  # what a plain request asks
 
 
 def end_backoff(app, name="default"):
@@ -325,7 +325,7 @@ def call_with_headers(app, event):
 
 def test_missing_model_gives_503_at_once_during_its_backoff_then_recovers(app, tmp_path, monkeypatch, tiny_model, logs):
     model = tmp_path / "model.bin"
-    monkeypatch.setattr(default_process(app), "model_path", str(model))
+    patch_processes(monkeypatch, app.recommender.models.default, model_path=model)
     assert_unavailable(*call_with_headers(app, rest_event({"text": "python"})), "model_invalid")
     assert str(model) in json.dumps(logs())  # the log names the file, the answer does not
     model.write_bytes(tiny_model.read_bytes())
@@ -336,7 +336,7 @@ def test_missing_model_gives_503_at_once_during_its_backoff_then_recovers(app, t
 
 
 def test_missing_binary_gives_503(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(default_process(app), "binary_path", str(tmp_path / "fasttext"))
+    patch_processes(monkeypatch, app.recommender.models.default, binary_path=tmp_path / "fasttext")
     assert_unavailable(*call_with_headers(app, rest_event({"text": "python"})), "binary_unusable")
 
 
@@ -402,7 +402,7 @@ def test_health_says_when_the_fasttext_process_died_and_the_next_request_restart
 
 
 def test_health_reports_503_while_the_default_model_is_failing(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(default_process(app), "model_path", str(tmp_path / "gone.bin"))
+    patch_processes(monkeypatch, app.recommender.models.default, model_path=tmp_path / "gone.bin")
     assert call(app, rest_event(None, method="GET", path="/health"))[0] == 200  # not tried yet
     assert call(app, rest_event({"text": "python"}))[0] == 503
     status, body, headers = call_with_headers(app, rest_event(None, method="GET", path="/health"))
@@ -414,7 +414,7 @@ def test_health_reports_503_when_the_binary_could_not_start(app, tmp_path, monke
     binary = tmp_path / "fasttext"
     if problem == "not executable":
         binary.write_bytes(b"\x7fELF")
-    monkeypatch.setattr(default_process(app), "binary_path", str(binary))
+    patch_processes(monkeypatch, app.recommender.models.default, binary_path=binary)
     assert_unavailable(*call_with_headers(app, rest_event(None, method="GET", path="/health")), "binary_unusable")
 
 

@@ -173,9 +173,9 @@ def test_with_provisioned_concurrency_init_fetches_verifies_and_starts_the_s3_mo
     try:
         served = fresh.recommender.models.default
         assert served.source.fetched and os.path.isfile(served.source.path)
-        assert served.status == "ok" and served.answering.starts == 1
+        assert served.status == "ok" and served.top.starts == 1
         assert call(fresh, rest_event({"text": "python pip module"}))[0] == 200
-        assert served.answering.starts == 1 and served.source.downloads == 1
+        assert served.top.starts == 1 and served.source.downloads == 1
     finally:
         fresh.recommender.close()
         monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE")
@@ -233,7 +233,7 @@ def test_a_named_s3_model_failing_its_checksum_backs_off_instead_of_downloading_
         status, body = call(app, rest_event({"text": "python", "model": "news"}))
         assert status == 503 and body["error"]["code"] == "model_unavailable"
         assert "checksum_mismatch" in body["error"]["message"] and "0000" not in body["error"]["message"]
-    assert len(fetches) == 1 and news.answering.pid is None
+    assert len(fetches) == 1 and all(process.pid is None for process in news.processes)
     health = call(app, rest_event(None, method="GET", path="/health"))[1]
     assert {m["name"]: m.get("error") for m in health["models"]}["news"] == "checksum_mismatch"
     assert call(app, rest_event({"text": "python"}))[0] == 200

@@ -17,6 +17,7 @@ from support import (
     fasttext_children,
     fresh_handler,
     http_event,
+    patch_processes,
     predict_prob,
     rest_event,
     train_supervised,
@@ -85,20 +86,20 @@ def test_without_a_model_the_default_answers_and_is_named(app):
 
 def test_each_model_has_its_own_process_started_on_first_use_and_kept(app):
     models = app.recommender.models.by_name
-    assert all(served.answering.pid is None for served in models.values())
+    assert all(process.pid is None for served in models.values() for process in served.processes)
     call(app, rest_event({"text": "python", "model": "forum"}))
-    forum = models["forum"].answering
-    assert forum.pid is not None and models["other"].answering.pid is None and models["default"].answering.pid is None
+    forum = models["forum"].top
+    assert forum.pid is not None and models["other"].top.pid is None and models["default"].top.pid is None
     pid = forum.pid
     call(app, rest_event({"text": "kernel", "model": "other"}))
     call(app, rest_event({"text": "python", "model": "forum"}))
     assert forum.pid == pid and forum.starts == 1
-    assert models["other"].answering.pid not in (None, pid)
+    assert models["other"].top.pid not in (None, pid)
 
 
 def test_a_named_models_process_killed_is_restarted(app):
     call(app, rest_event({"text": "python", "model": "forum"}))
-    forum = app.recommender.models.by_name["forum"].answering
+    forum = app.recommender.models.by_name["forum"].top
     os.kill(forum.pid, signal.SIGKILL)
     status, body = call(app, rest_event({"text": "python pip module", "model": "forum"}))
     assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#python"
@@ -126,7 +127,7 @@ def test_health_lists_every_model_without_starting_their_processes(app, models_d
     assert status == 200
     assert body["models"] == [{"name": name, "status": "idle", "source": "bundled", "sha256": None, "labels": None}
                               for name in ["default", "forum", "other"]]
-    assert all(served.answering.pid is None for served in app.recommender.models.by_name.values())
+    assert all(p.pid is None for served in app.recommender.models.by_name.values() for p in served.processes)
     call(app, rest_event({"text": "python", "model": "other"}))
     listed = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
     assert [listed[n]["status"] for n in listed] == ["idle", "idle", "ok"]
@@ -139,7 +140,7 @@ def test_health_lists_every_model_without_starting_their_processes(app, models_d
 
 
 def test_a_broken_named_model_fails_only_the_requests_that_name_it(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(app.recommender.models.by_name["forum"].answering, "model_path", str(tmp_path / "gone.bin"))
+    patch_processes(monkeypatch, app.recommender.models.by_name["forum"], model_path=tmp_path / "gone.bin")
     status, body = call(app, rest_event({"text": "python", "model": "forum"}))
     assert status == 503 and body["error"]["code"] == "model_unavailable"
     assert call(app, rest_event({"text": "python"}))[0] == 200
@@ -151,7 +152,7 @@ def test_a_truncated_named_model_fails_at_once_and_health_says_so(app, models_di
     in /health with its code, and the default model still answers."""
     truncated = tmp_path / "cut.bin"
     truncated.write_bytes((models_dir / "other.bin").read_bytes()[:3000])
-    monkeypatch.setattr(app.recommender.models.by_name["other"].answering, "model_path", str(truncated))
+    patch_processes(monkeypatch, app.recommender.models.by_name["other"], model_path=truncated)
     for _ in range(2):
         response = app.tagRecommendations(rest_event({"text": "kernel", "model": "other"}), LambdaContext())
         assert response["statusCode"] == 503 and int(response["headers"]["Retry-After"]) > 0

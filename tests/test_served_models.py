@@ -11,11 +11,13 @@ import shutil
 import pytest
 
 from fasttext_process import Deadline
+from served_models import ALL_LABELS
 from support import (
     LambdaContext,
     fresh_handler,
     function_url_event,
     http_event,
+    patch_processes,
     predict_prob,
     rest_event,
     slow_fasttext,
@@ -45,7 +47,8 @@ def slow_app(lambda_env, monkeypatch, tmp_path):
     monkeypatch.setenv("FASTTEXT_BINARY", str(slow_fasttext(tmp_path, lambda_env["binary"], exchange=0.4)))
     monkeypatch.setenv("PREDICT_TIMEOUT_SECONDS", "0.7")
     with fresh_handler(monkeypatch) as fresh:
-        fresh.recommender.models.default.answering.wait_until_ready(Deadline(5))
+        for process in fresh.recommender.models.default.processes:
+            process.wait_until_ready(Deadline(5))
         yield fresh
 
 
@@ -62,7 +65,7 @@ def test_the_deadline_is_shorter_when_lambda_has_less_time_left(slow_app):
     status, body, _ = respond(slow_app, rest_event({"text": "python"}), ContextWithTime(800))
     assert status == 503 and "answer_timeout" in body["error"]["message"]
     slow_app.recommender.models.default.retry_at = 0
-    slow_app.recommender.models.default.answering.wait_until_ready(Deadline(5))
+    slow_app.recommender.models.default.top.wait_until_ready(Deadline(5))
     assert respond(slow_app, rest_event({"text": "python"}), ContextWithTime(9000))[0] == 200
 
 
@@ -80,7 +83,7 @@ def test_a_model_slower_to_load_than_the_timeout_loads_across_requests(lambda_en
         for status, body, headers in answers[:-1]:
             assert status == 503 and "loading" in body["error"]["message"] and headers["Retry-After"] == "1"
         assert answers[-1][1]["hashtags_recommended"][0]["hashtag"] == "#python"
-        assert app.recommender.models.default.answering.starts == 1
+        assert app.recommender.models.default.top.starts == 1
 
 
 def test_a_model_that_never_loads_fails_after_its_load_limit(lambda_env, monkeypatch, tmp_path):
@@ -91,7 +94,7 @@ def test_a_model_that_never_loads_fails_after_its_load_limit(lambda_env, monkeyp
         assert "loading" in respond(app, rest_event({"text": "python"}))[1]["error"]["message"]
         status, body, headers = respond(app, rest_event({"text": "python"}))
         assert status == 503 and "load_timeout" in body["error"]["message"] and int(headers["Retry-After"]) >= 30
-        assert app.recommender.models.default.answering.pid is None
+        assert app.recommender.models.default.top.pid is None
         assert app.recommender.models.default.summary()["status"] == "failing"
 
 
@@ -133,12 +136,12 @@ def test_the_every_label_process_is_stopped_before_an_answering_one(lambda_env, 
         default, other = models.by_name["default"], models.by_name["other"]
         deadline = app.recommender.deadline()
         models.answer_lines(default, ["python"], deadline)
-        models.answer_lines(default, ["python"], deadline, every_label=True)
+        models.answer_lines(default, ["python"], deadline, ALL_LABELS)
         models.answer_lines(other, ["python"], deadline)
         # Room for about one process less than the four: the default's every-label one is
         # stopped, though its answering one was used before it.
         models.budget_bytes = int(3.9 * default.answering.rss_bytes())
-        models.answer_lines(other, ["python"], deadline, every_label=True)
+        models.answer_lines(other, ["python"], deadline, ALL_LABELS)
         assert default.answering.running and not default.all_labels.running
 
 
@@ -153,13 +156,12 @@ def assert_nothing_for_strangers(text: str, pids: set) -> None:
 def test_no_health_or_error_body_carries_a_path_an_s3_uri_or_a_pid(app, lambda_env, tmp_path, monkeypatch):
     seen, pids = [], set()
     seen.append(respond(app, rest_event({"text": "python"})))
-    pids.add(app.recommender.models.default.answering.pid)
+    pids.add(app.recommender.models.default.top.pid)
     seen.append(respond(app, rest_event(None, method="GET", path="/health")))
-    monkeypatch.setattr(app.recommender.models.default.answering, "model_path", str(tmp_path / "gone.bin"))
-    app.recommender.models.default.answering.close()
+    patch_processes(monkeypatch, app.recommender.models.default, model_path=tmp_path / "gone.bin")
     seen.append(respond(app, rest_event({"text": "python"})))
     seen.append(respond(app, rest_event(None, method="GET", path="/health")))
-    monkeypatch.setattr(app.recommender.models.default.answering, "binary_path", str(tmp_path / "nothing"))
+    patch_processes(monkeypatch, app.recommender.models.default, binary_path=tmp_path / "nothing")
     seen.append(respond(app, rest_event(None, method="GET", path="/health")))
     seen.append(respond(app, rest_event({"text": "python", "model": "nope"})))
     seen.append(respond(app, rest_event({"text": "python"}, path="/nowhere")))
