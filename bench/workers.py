@@ -165,15 +165,16 @@ def seed_worker(cfg: dict) -> dict:
 
 def pipe_worker(cfg: dict) -> dict:
     """The long-lived child alone: already-cleaned lines written to a bare `fasttext predict-prob
-    MODEL - 50`, answers read with blocking os.read in 64 KiB chunks, nothing parsed. What the
-    handler's design cannot go below; the handler's latency minus this is Python's share."""
+    MODEL - 5` (the DEFAULT_K labels of the process a plain request asks), answers read with
+    blocking os.read in 64 KiB chunks, nothing parsed. What the handler's design cannot go below;
+    the handler's latency minus this is Python's share."""
     use_runtime(cfg)
-    from contract import MAX_K
+    from contract import DEFAULT_K
     from text_cleaning import clean_text
 
     lines = [clean_text(t) for t in benchlib.load_texts(cfg["texts"])]
     lines = [(line + "\n").encode("utf-8") for line in lines if line]
-    proc = subprocess.Popen([str(benchlib.FASTTEXT), "predict-prob", cfg["model"], "-", str(MAX_K)],
+    proc = subprocess.Popen([str(benchlib.FASTTEXT), "predict-prob", cfg["model"], "-", str(DEFAULT_K)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     stdin, stdout = proc.stdin.fileno(), proc.stdout.fileno()
 
