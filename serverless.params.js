@@ -20,7 +20,7 @@ const MAX_ZIPPED_BYTES = 50 * 1024 * 1024;
 const MAX_UNZIPPED_BYTES = 250 * 1024 * 1024;
 const MB = 1024 * 1024;
 // The fastText processes may use half of the function's memory together (served_models.py); a
-// model runs up to two (one answering with the top labels, one with every label), each about its
+// model runs up to three (answering with 5 labels, with 50, and with every label), each about its
 // file, 160 bytes a word of its dictionary, and the 2 MiB binary.
 const BYTES_PER_WORD = 160;
 const BINARY_BYTES = 2 * MB;
@@ -117,7 +117,7 @@ function processBytes(file) {
 }
 
 // Refuse a deployment whose bundled models (the default one, and models/*.bin) cannot run their
-// two processes within half of memorySize. Models in S3 are sized when the function fetches them.
+// three processes within half of memorySize. Models in S3 are sized when the function fetches them.
 async function checkModelsFitMemory(resolveVariable, bundled) {
   const memory = Number(await resolveVariable('param:memorySize'));
   const files = bundled ? [bundled] : [];
@@ -125,9 +125,9 @@ async function checkModelsFitMemory(resolveVariable, bundled) {
     files.push(...fs.readdirSync('models').filter((f) => f.endsWith('.bin')).map((f) => `models/${f}`));
   }
   for (const file of files) {
-    const needed = 2 * processBytes(file);
+    const needed = 3 * processBytes(file);
     if (needed > (memory * MB) / 2) {
-      refuse(`model '${file}' needs about ${Math.ceil(needed / MB)} MB for its two fastText processes, more than ` +
+      refuse(`model '${file}' needs about ${Math.ceil(needed / MB)} MB for its three fastText processes, more than ` +
         `half of memorySize=${memory}: raise memorySize to at least ${Math.ceil((2 * needed) / MB)} ` +
         '(docs/DEPLOYMENT.md, "Memory size and cost")');
     }

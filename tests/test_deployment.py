@@ -638,7 +638,7 @@ def test_function_url_with_api_keys_or_an_unknown_auth_is_refused(tmp_path, serv
 ], ids=["no_checksums", "short_checksum", "bad_name", "no_prefix", "not_s3", "s3_model_unchecked", "too_little_memory"])
 def test_packaging_refuses_models_unchecked_or_too_big_for_the_memory(tmp_path, serverless_cli, tiny_model, args, message):
     service = make_service(tmp_path / SERVICE, tiny_model)
-    # big.bin: a model whose two processes (about 40 MiB each) need more than half of 128 MB.
+    # big.bin: a model whose three processes (about 40 MiB each) need more than half of 128 MB.
     (service / "big.bin").write_bytes(tiny_model.read_bytes()[:100] + bytes(40 * 1024 * 1024))
     assert message in refused_package(service, *args)
 
