@@ -262,7 +262,7 @@ def test_offline_health_keeps_one_warm_fasttext_process(offline, tiny_model):
     # The same Python worker and fastText process answer every request, as in a warm container.
     assert request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())[0] == 200
     default_children = [cmd for cmd in live_processes_in_group(offline.pgid) if "predict-prob" in cmd
-                        and "/model.bin - 50" in cmd]
+                        and "/model.bin - 5" in cmd]
     assert len(default_children) == 1, default_children
 
 
