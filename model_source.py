@@ -77,20 +77,45 @@ class S3Model:
         """Whether this container has downloaded and verified the model (local_path() does)."""
         return self._ready
 
+    def size(self) -> int:
+        """The object's size in bytes, asked of S3 (a HEAD, which s3:GetObject allows)."""
+        import boto3  # only needed for S3 models, and part of the Lambda Python runtime
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = self._bucket_and_key()
+        try:
+            return boto3.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
+        except ClientError as e:
+            raise ModelSourceError(*self._client_error(e)) from None
+        except BotoCoreError as e:
+            raise ModelSourceError(f"model {self.uri} could not be sized: {e}") from None
+
+    def forget(self) -> None:
+        """Delete the downloaded file, to make room in /tmp; the next use fetches it again."""
+        with self._lock:
+            self._ready = False
+            if os.path.exists(self.path):
+                os.unlink(self.path)
+            log.info("deleted the download of model %s from %s", self.uri, self.path)
+
+    def _bucket_and_key(self) -> tuple[str, str]:
+        parsed = urlparse(self.uri)
+        if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+            raise ModelSourceError(f"a model in S3 must look like s3://bucket/key, not {self.uri!r}", "bad_uri")
+        return parsed.netloc, parsed.path.lstrip("/")
+
     kind = "s3"
 
     def _download(self) -> None:
         import boto3  # only needed for S3 models, and part of the Lambda Python runtime
         from botocore.exceptions import BotoCoreError, ClientError
 
-        parsed = urlparse(self.uri)
-        if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
-            raise ModelSourceError(f"a model in S3 must look like s3://bucket/key, not {self.uri!r}", "bad_uri")
+        bucket, key = self._bucket_and_key()
         partial = None
         try:
             fd, partial = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".model-", suffix=".partial")
             with os.fdopen(fd, "wb") as f:
-                boto3.client("s3").download_fileobj(parsed.netloc, parsed.path.lstrip("/"), f)
+                boto3.client("s3").download_fileobj(bucket, key, f)
             self._verify(partial)
             os.replace(partial, self.path)
         except ClientError as e:

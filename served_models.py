@@ -18,6 +18,7 @@ models are stopped until its estimated size fits, every-label processes before a
 import logging
 import math
 import os
+import shutil
 import time
 
 from contract import DEFAULT_K, DEFAULT_MODEL, MAX_K, InvalidRequest, ModelUnavailable
@@ -178,6 +179,8 @@ class ServedModels:
         served.check_backoff()
         try:
             if not process.running:
+                if not served.source.fetched:
+                    self._make_disk_room(served)
                 served.source.local_path()
                 self._make_room(served, self._estimate(process))
             answer = process.answer_lines(lines, deadline)
@@ -239,6 +242,26 @@ class ServedModels:
         log.error("model %s failed (%s): %s; tried again in %d s", served.name, code, error, retry_after)
         return ModelUnavailable(f"model {served.name!r} cannot answer ({code}); it is tried again after "
                                 "the Retry-After seconds", retry_after)
+
+    def _make_disk_room(self, served: ServedModel) -> None:
+        """Before a model in S3 is fetched: delete other models' downloads that no process uses,
+        least recently used first, until it fits in the free space of its directory (/tmp,
+        ephemeralStorageSize); ModelSourceError no_space when it cannot."""
+        if served.source.kind != "s3":
+            return
+        needed = served.source.size()
+        directory = os.path.dirname(served.source.path)
+        idle = sorted((m for m in self.by_name.values() if m is not served and m.source.kind == "s3"
+                       and m.source.fetched and not any(p.running for p in m.processes)),
+                      key=lambda m: max(p.last_used for p in m.processes))
+        for other in idle:
+            if shutil.disk_usage(directory).free >= needed:
+                return
+            other.source.forget()
+        free = shutil.disk_usage(directory).free
+        if free < needed:
+            raise ModelSourceError(f"model {served.source.uri} needs {needed} bytes in {directory}, which has "
+                                   f"{free} free beside the models in use", "no_space")
 
     def _estimate(self, process: FastTextProcess) -> int:
         """A process's memory once loaded, from its model file (0 for a file it will refuse)."""

@@ -5,6 +5,7 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import tempfile
 
 import boto3
@@ -13,6 +14,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 import handler
+import served_models
 from model_source import BundledModel, ModelSourceError, S3Model, model_from_environment
 from recommender import Recommender
 from support import LambdaContext, call, fresh_handler, rest_event
@@ -237,3 +239,41 @@ def test_a_named_s3_model_failing_its_checksum_backs_off_instead_of_downloading_
     health = call(app, rest_event(None, method="GET", path="/health"))[1]
     assert {m["name"]: m.get("error") for m in health["models"]}["news"] == "checksum_mismatch"
     assert call(app, rest_event({"text": "python"}))[0] == 200
+
+
+@pytest.fixture
+def two_s3_models(monkeypatch, tmp_path, lambda_env, aws, tiny_model):
+    """Two named models in S3, a and b, and a /tmp with room for one of them."""
+    digest = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    for name in ("a", "b"):
+        aws.put_object(Bucket=BUCKET, Key=f"named/{name}.bin", Body=tiny_model.read_bytes())
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    monkeypatch.setenv("MODELS_S3_PREFIX", f"s3://{BUCKET}/named")
+    monkeypatch.setenv("MODELS_SHA256", f"a={digest},b={digest}")
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "no-models-here"))
+    monkeypatch.setenv("MODEL_DOWNLOAD_DIR", str(downloads))
+    capacity = tiny_model.stat().st_size * 3 // 2
+
+    def disk_usage(path):
+        used = sum(f.stat().st_size for f in downloads.iterdir())
+        return shutil._ntuple_diskusage(capacity, used, capacity - used)
+
+    monkeypatch.setattr(served_models.shutil, "disk_usage", disk_usage)
+    with fresh_handler(monkeypatch) as app:
+        yield app
+
+
+def test_models_in_s3_share_tmp_the_download_no_process_uses_deleted_first(two_s3_models):
+    app = two_s3_models
+    a, b = (app.recommender.models.by_name[name] for name in ("a", "b"))
+    assert call(app, rest_event({"text": "python pip", "model": "a"}))[0] == 200
+    a.close()  # as the memory budget stops it
+    assert call(app, rest_event({"text": "python pip", "model": "b"}))[0] == 200
+    assert not a.source.fetched and not os.path.exists(a.source.path) and b.source.fetched
+    # b runs: its download stays, and a does not fit beside it.
+    status, body = call(app, rest_event({"text": "python pip", "model": "a"}))
+    assert status == 503 and "no_space" in body["error"]["message"]
+    health = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
+    assert health["a"]["status"] == "failing" and health["a"]["error"] == "no_space"
+    assert health["b"]["status"] == "ok"
