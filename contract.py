@@ -39,7 +39,6 @@ class ModelUnavailable(ServiceError):
 
     def __init__(self, message: str, retry_after: int):
         super().__init__("model_unavailable", message, 503, {"Retry-After": str(retry_after)})
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -107,11 +107,10 @@ class ModelHeader:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """What a process loaded: its model file's header, sha256 and size."""
+    """What a process loaded: its model file's header and sha256."""
 
     header: ModelHeader
     sha256: str
-    bytes: int
 
 
 def read_model_header(model_path: str) -> ModelHeader:
@@ -150,7 +149,7 @@ def inspect_model_file(model_path: str) -> ModelFile:
         end = None
     if end is None or end > len(raw):
         raise FastTextModelInvalid(f"model file {model_path} is cut short or corrupt ({len(raw)} bytes)")
-    return ModelFile(header=header, sha256=hashlib.sha256(raw).hexdigest(), bytes=len(raw))
+    return ModelFile(header=header, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def _layout_end(raw: bytes) -> int | None:
