@@ -61,9 +61,7 @@ recommender = Recommender.from_environment()
 # started during init; with provisioned concurrency init also waits until it has loaded, so that
 # the first request finds it ready.
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):
-    recommender.models.start_default(
-        recommender.deadline() if os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency" else None
-    )
+    recommender.models.start_default(wait=os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency")
 
 # Each path of the API and the methods the function answers there. API Gateway routes every
 # method of these paths to the function (ANY), except OPTIONS: the CORS preflight, which it

@@ -178,11 +178,10 @@ class ServedModels:
                 raise self._unavailable(served, e) from None
         served.check_backoff()
         try:
-            if not process.running:
-                if not served.source.fetched:
-                    self._make_disk_room(served)
-                served.source.local_path()
-                self._make_room(served, self._estimate(process))
+            if not served.source.fetched:
+                self._make_disk_room(served)
+            served.source.local_path()
+            self._make_room(served, self._estimate(process))
             answer = process.answer_lines(lines, deadline)
         except (FastTextError, ModelSourceError, OSError) as e:
             raise self._unavailable(served, e) from None
@@ -199,15 +198,16 @@ class ServedModels:
             for i, line in zip(short, self.answer_lines(served, [lines[i] for i in short], deadline, ALL_LABELS)):
                 answers[i] = read(i, line)
 
-    def start_default(self, deadline: Deadline | None) -> None:
-        """At init: fetch and verify the default model and start its process, waiting until it is
-        loaded when given a deadline. A failure is logged and recorded, not raised: requests say it."""
+    def start_default(self, wait: bool) -> None:
+        """At init: fetch and verify the default model and start the process plain requests ask,
+        and with `wait`, wait for it to load (within its load limit). A failure is logged and
+        recorded, not raised: requests say it."""
         served = self.default
         try:
             served.source.local_path()
             served.top.start()
-            if deadline is not None:
-                served.top.wait_until_ready(deadline)
+            if wait:
+                served.top.wait_until_ready(Deadline(served.top.load_timeout))
         except FastTextLoading:
             log.warning("the default model was still loading at the end of init")
         except (FastTextError, ModelSourceError, OSError) as e:
