@@ -6,8 +6,10 @@ Each text goes in as one line; fastText answers each line with one line and
 flushes it. A lock serialises callers so that no caller can read another's answers.
 """
 
+import hashlib
 import logging
 import os
+import re
 import selectors
 import signal
 import struct
@@ -24,21 +26,76 @@ _MODEL_MAGIC = 793712314
 _MODEL_MAX_FORMAT_VERSION = 12
 # magic, version, 12 int32 args, one double (Args::save), then size, nwords, nlabels (Dictionary::save)
 _MODEL_HEADER = struct.Struct("<ii12id3i")
+_ARGS = struct.Struct("<12id")
+_DICT_HEADER = struct.Struct("<3i2q")  # size, nwords, nlabels, ntokens, pruneidx_size
+_DENSE = struct.Struct("<2q")  # rows, cols
+_QUANT = struct.Struct("<2qi")  # after the bool qnorm: rows, cols, codesize
+_QUANTIZER = struct.Struct("<4i")  # dim, nsubq, dsub, lastdsub
+_CENTROIDS = 256  # a quantizer's centroids per dimension (ksub)
 _READ_CHUNK = 1 << 16
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 log = logging.getLogger(__name__)
 
 
 class FastTextError(Exception):
-    """fastText could not answer; the message says why, for the caller."""
+    """fastText could not answer; the message says why (for the log: it may name files), `code`
+    says it in one word for the caller."""
+
+    code = "fasttext_failed"
 
 
 class FastTextUnavailable(FastTextError):
     """The binary or the model is missing or unusable, or the process died."""
 
+    code = "process_died"
+
+
+class FastTextBinaryMissing(FastTextUnavailable):
+    code = "binary_unusable"
+
+
+class FastTextModelInvalid(FastTextUnavailable):
+    """The model file cannot be read, is no fastText model, or is cut short."""
+
+    code = "model_invalid"
+
+
+class FastTextLoadFailed(FastTextUnavailable):
+    """The process exited while loading its model."""
+
+    code = "load_failed"
+
 
 class FastTextTimeout(FastTextError):
     """The process did not answer in time; it has been killed."""
+
+    code = "answer_timeout"
+
+
+class FastTextLoadTimeout(FastTextTimeout):
+    """The process did not finish loading its model within its load limit; it has been killed."""
+
+    code = "load_timeout"
+
+
+class FastTextLoading(FastTextError):
+    """The request's deadline came while the process was still loading its model; it is left
+    loading, for a later request to find ready."""
+
+    code = "loading"
+
+
+class Deadline:
+    """A point in time (time.monotonic) that every exchange of one request shares."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -48,21 +105,91 @@ class ModelHeader:
     labels: int
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """What a process loaded: its model file's header and sha256."""
+
+    header: ModelHeader
+    sha256: str
+
+
 def read_model_header(model_path: str) -> ModelHeader:
     """Read the dimensions of a fastText .bin model, raising FastTextUnavailable if it is not one."""
     try:
         with open(model_path, "rb") as f:
             raw = f.read(_MODEL_HEADER.size)
     except OSError as e:
-        raise FastTextUnavailable(f"model file {model_path} cannot be read: {e.strerror}") from None
+        raise FastTextModelInvalid(f"model file {model_path} cannot be read: {e.strerror}") from None
+    return _parse_header(raw, model_path)
+
+
+def _parse_header(raw: bytes, model_path: str) -> ModelHeader:
     if len(raw) < _MODEL_HEADER.size:
-        raise FastTextUnavailable(f"model file {model_path} is not a fastText model (too short)")
-    fields = _MODEL_HEADER.unpack(raw)
+        raise FastTextModelInvalid(f"model file {model_path} is not a fastText model (too short)")
+    fields = _MODEL_HEADER.unpack_from(raw)
     magic, version, dim = fields[0], fields[1], fields[2]
     if magic != _MODEL_MAGIC or not 0 < version <= _MODEL_MAX_FORMAT_VERSION:
-        raise FastTextUnavailable(f"model file {model_path} is not a fastText model (bad header)")
+        raise FastTextModelInvalid(f"model file {model_path} is not a fastText model (bad header)")
     words, labels = fields[-2], fields[-1]
     return ModelHeader(dim=dim, words=words, labels=labels)
+
+
+def inspect_model_file(model_path: str) -> ModelFile:
+    """Read the whole model file: its header, sha256, and whether it holds all that its layout
+    announces. fastText 0.9.3 spins forever on a file cut short, so one is refused before starting."""
+    try:
+        with open(model_path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise FastTextModelInvalid(f"model file {model_path} cannot be read: {e.strerror}") from None
+    header = _parse_header(raw, model_path)
+    try:
+        end = _layout_end(raw)
+    except (struct.error, ValueError):
+        end = None
+    if end is None or end > len(raw):
+        raise FastTextModelInvalid(f"model file {model_path} is cut short or corrupt ({len(raw)} bytes)")
+    return ModelFile(header=header, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _layout_end(raw: bytes) -> int | None:
+    """Where the model the file announces ends (src/fasttext.cc loadModel, dictionary.cc,
+    densematrix.cc, quantmatrix.cc, productquantizer.cc), or None when it runs past the file."""
+    offset = 8 + _ARGS.size
+    size, _, _, _, pruned = _DICT_HEADER.unpack_from(raw, offset)
+    offset += _DICT_HEADER.size
+    if size < 0:
+        return None
+    # Each entry: its bytes up to a NUL, then an int64 count and an int8 type.
+    entries = re.compile(rb"(?:[^\x00]*\x00[\s\S]{9}){%d}" % size).match(raw, offset)
+    if entries is None:
+        return None
+    offset = entries.end() + 8 * max(pruned, 0)
+    quantized_input = raw[offset:offset + 1] != b"\x00"
+    offset = _matrix_end(raw, offset + 1, quantized_input)
+    if offset is None or offset >= len(raw):
+        return None
+    quantized_output = quantized_input and raw[offset:offset + 1] != b"\x00"
+    return _matrix_end(raw, offset + 1, quantized_output)
+
+
+def _matrix_end(raw: bytes, offset: int, quantized: bool) -> int | None:
+    if offset >= len(raw):
+        return None
+    if not quantized:
+        rows, cols = _DENSE.unpack_from(raw, offset)
+        return offset + _DENSE.size + 4 * rows * cols if rows >= 0 and cols >= 0 else None
+    norms = raw[offset] != 0
+    rows, _, code_size = _QUANT.unpack_from(raw, offset + 1)
+    offset = _quantizer_end(raw, offset + 1 + _QUANT.size + code_size)
+    if norms and offset is not None:
+        offset = _quantizer_end(raw, offset + rows)
+    return offset
+
+
+def _quantizer_end(raw: bytes, offset: int) -> int | None:
+    dim = _QUANTIZER.unpack_from(raw, offset)[0]
+    return offset + _QUANTIZER.size + 4 * dim * _CENTROIDS if dim >= 0 else None
 
 
 def parse_answer(line: str, limit: int | None = None) -> list[tuple[str, float]]:
@@ -72,7 +199,12 @@ def parse_answer(line: str, limit: int | None = None) -> list[tuple[str, float]]
     labels, printed = fields[::2], fields[1::2]
     if len(labels) != len(printed) or not all(label.startswith(LABEL_PREFIX) for label in labels):
         raise FastTextError("fastText gave an answer that could not be parsed")
-    return [(label[_PREFIX_LENGTH:], _probability(p)) for label, p in zip(labels, printed)]
+    pairs = []
+    # _probability written out: a call per pair is what a plain request would pay for explain's sake.
+    for label, p in zip(labels, printed):
+        probability = round(float(p) - 1e-5, 6)
+        pairs.append((label[_PREFIX_LENGTH:], 1.0 if probability > 1 else probability if probability > 0 else 0.0))
+    return pairs
 
 
 def probabilities_of(line: str, labels: list[str]) -> tuple[dict[str, float], int]:
@@ -98,18 +230,25 @@ def _probability(printed: str) -> float:
 
 
 class FastTextProcess:
-    """A `fasttext predict-prob MODEL - K` child process, restarted when it dies or hangs."""
+    """A `fasttext predict-prob MODEL - K` child process. Started, it loads its model; it is ready
+    once it has answered an empty line sent at its start. Restarted when it dies, killed when it
+    hangs or does not load within `load_timeout` seconds of waiting for it."""
 
-    def __init__(self, binary_path: str, model_path: str, k: int, timeout: float):
+    def __init__(self, binary_path: str, model_path: str, k: int, timeout: float, load_timeout: float | None = None):
         self.binary_path = binary_path
         self.model_path = model_path
         self.k = k
         self.timeout = timeout
+        self.load_timeout = timeout if load_timeout is None else load_timeout
+        self.loaded: ModelFile | None = None  # the file the current (or last) child loaded
+        self.last_used = 0.0  # time.monotonic() of its last answer, for eviction
+        self.starts = 0
         self._proc: subprocess.Popen | None = None
         self._selector: selectors.BaseSelector | None = None
-        self._has_answered = False
+        self._buffer = bytearray()
+        self._ready = False
+        self._load_waited = 0.0
         self._lock = threading.Lock()
-        self.starts = 0
 
     @property
     def pid(self) -> int | None:
@@ -121,51 +260,111 @@ class FastTextProcess:
         proc = self._proc
         return proc is not None and proc.poll() is None
 
-    def check_binary(self) -> None:
-        """Raise FastTextUnavailable when the binary could not be started; starts nothing."""
-        if not os.path.isfile(self.binary_path):
-            raise FastTextUnavailable(f"fastText binary {self.binary_path} is missing")
-        if not os.access(self.binary_path, os.X_OK):
-            raise FastTextUnavailable(f"fastText binary {self.binary_path} is not executable")
+    @property
+    def started(self) -> bool:
+        """Whether a child was started and not stopped since (it may have died: the next
+        exchange finds out and starts another), without asking the system."""
+        return self._proc is not None
 
-    def predict(self, lines: list[str], limit: int | None = None) -> list[list[tuple[str, float]]]:
+    @property
+    def ready(self) -> bool:
+        """Whether the child is alive and has loaded its model."""
+        return self._ready and self.running
+
+    def check_binary(self) -> None:
+        """Raise FastTextBinaryMissing when the binary could not be started; starts nothing."""
+        if not os.path.isfile(self.binary_path):
+            raise FastTextBinaryMissing(f"fastText binary {self.binary_path} is missing")
+        if not os.access(self.binary_path, os.X_OK):
+            raise FastTextBinaryMissing(f"fastText binary {self.binary_path} is not executable")
+
+    def predict(self, lines: list[str], limit: int | None = None, deadline: Deadline | None = None) -> list[list[tuple[str, float]]]:
         """Answer each line (one cleaned text, no newline) with its top-k (label, probability) pairs.
 
         A process found dead mid-request (killed, crashed) is restarted and the whole
-        batch asked again once; a second death, or a timeout, raises FastTextError.
+        batch asked again once; a second death, or the deadline, raises FastTextError.
         """
-        return [parse_answer(line, limit) for line in self.answer_lines(lines)]
+        return [parse_answer(line, limit) for line in self.answer_lines(lines, deadline)]
 
-    def answer_lines(self, lines: list[str]) -> list[str]:
+    def answer_lines(self, lines: list[str], deadline: Deadline | None = None) -> list[str]:
         """fastText's answer line for each line, unparsed (probabilities_of reads a few labels of
-        one); restarted once and timed out as predict is."""
+        one), by `deadline` (else within `timeout`); restarted once as predict is."""
         payload = "".join(line + "\n" for line in lines).encode("utf-8", "replace")
+        deadline = deadline or Deadline(self.timeout)
         with self._lock:
             try:
-                return self._round_trip(payload, len(lines))
+                return self._round_trip(payload, len(lines), deadline)
             except _ProcessDied:
                 log.warning("fastText process died mid-request; restarting it once")
             try:
-                return self._round_trip(payload, len(lines))
+                return self._round_trip(payload, len(lines), deadline)
             except _ProcessDied as e:
                 raise FastTextUnavailable(str(e)) from None
+
+    def start(self) -> None:
+        """Start the child when it is not running, and return while it loads its model."""
+        with self._lock:
+            self._running_process()
+
+    def wait_until_ready(self, deadline: Deadline) -> None:
+        """Start the child when it is not running, and wait by `deadline` for it to load."""
+        with self._lock:
+            self._ready_process(deadline)
+
+    def rss_bytes(self) -> int:
+        """The child's resident memory (0 when it is not running)."""
+        pid = self.pid
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                return int(f.read().split()[1]) * _PAGE_SIZE
+        except (OSError, TypeError, ValueError, IndexError):
+            return 0
 
     def close(self) -> None:
         with self._lock:
             self._kill()
 
-    def _round_trip(self, payload: bytes, expected_lines: int) -> list[str]:
-        proc = self._running_process()
+    def _round_trip(self, payload: bytes, expected_lines: int, deadline: Deadline) -> list[str]:
+        proc = self._ready_process(deadline)
         try:
-            raw_lines = self._exchange(proc, payload, expected_lines)
+            raw_lines = self._exchange(proc, payload, expected_lines, deadline)
         except (FastTextTimeout, _ProcessDied):
             self._kill()
             raise
+        self.last_used = time.monotonic()
         return [line.decode("utf-8", "replace") for line in raw_lines]
 
+    def _ready_process(self, deadline: Deadline) -> subprocess.Popen:
+        proc = self._running_process()
+        if self._ready:
+            return proc
+        began = time.monotonic()
+        # The load limit counts only time spent waiting for it: a frozen Lambda container waits for nothing.
+        load_left = self.load_timeout - self._load_waited
+        request_left = deadline.remaining()
+        try:
+            self._exchange(proc, b"", 1, Deadline(min(load_left, request_left)))
+        except FastTextTimeout:
+            self._load_waited += time.monotonic() - began
+            if request_left < load_left:
+                raise FastTextLoading(f"fastText is still loading model {self.model_path}") from None
+            self._kill()
+            # A truncated model can also make fastText 0.9.3 spin forever while loading it.
+            raise FastTextLoadTimeout(
+                f"fastText did not load model {self.model_path} within {self.load_timeout:g} s; it may be corrupt"
+            ) from None
+        except _ProcessDied as e:
+            self._kill()
+            raise FastTextLoadFailed(f"{e}; model {self.model_path} could not be loaded") from None
+        self._ready = True
+        self.last_used = time.monotonic()
+        return proc
+
     def _running_process(self) -> subprocess.Popen:
-        if self._proc is not None and self._proc.poll() is not None:
-            log.warning("fastText process exited with status %s; restarting it", self._proc.returncode)
+        # A loaded child that died is found out by the exchange (a broken pipe, or no answer),
+        # which starts another: the warm path asks the system nothing more.
+        if self._proc is not None and not self._ready and self._proc.poll() is not None:
+            log.warning("fastText process exited with status %s while loading", self._proc.returncode)
             self._kill()
         if self._proc is None:
             self._proc = self._start()
@@ -173,7 +372,7 @@ class FastTextProcess:
 
     def _start(self) -> subprocess.Popen:
         self.check_binary()
-        read_model_header(self.model_path)
+        self.loaded = inspect_model_file(self.model_path)
         proc = subprocess.Popen(
             [self.binary_path, "predict-prob", self.model_path, "-", str(self.k)],
             stdin=subprocess.PIPE,
@@ -186,19 +385,20 @@ class FastTextProcess:
             os.set_blocking(stream.fileno(), False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(proc.stdout, selectors.EVENT_READ)
-        self._has_answered = False
+        self._ready, self._load_waited = False, 0.0
+        # The empty line fastText answers once it has loaded the model: readiness, without a thread.
+        self._write_some(proc, memoryview(b"\n"))
         self.starts += 1
-        log.info("started fastText process pid %d", proc.pid)
+        log.info("started fastText process pid %d for model %s", proc.pid, self.model_path)
         return proc
 
-    def _exchange(self, proc: subprocess.Popen, payload: bytes, expected_lines: int) -> list[bytes]:
-        """Write the payload and read `expected_lines` answer lines, both at once.
+    def _exchange(self, proc: subprocess.Popen, payload: bytes, expected_lines: int, deadline: Deadline) -> list[bytes]:
+        """Write the payload and read `expected_lines` answer lines, both at once, by `deadline`.
 
         Writing everything before reading could deadlock: a big batch fills the stdin
         pipe while fastText blocks on a full stdout pipe. So one loop does both.
         """
-        deadline = time.monotonic() + self.timeout
-        out = bytearray()
+        out = self._buffer
         lines: list[bytes] = []
         pending = memoryview(payload)
         # Most requests fit in the (empty) stdin pipe: write them at once, then only wait for
@@ -215,9 +415,9 @@ class FastTextProcess:
                 # as soon as its input arrives): read first, and wait only if nothing is there.
                 chunk = b"" if watching_stdin else self._read_now(proc)
                 if not chunk:
-                    remaining = deadline - time.monotonic()
+                    remaining = deadline.remaining()
                     if remaining <= 0:
-                        raise FastTextTimeout(self._timeout_reason())
+                        raise FastTextTimeout("fastText did not answer by the request's deadline")
                     for key, _ in sel.select(remaining):
                         if key.fileobj is proc.stdin:
                             pending = pending[self._write_some(proc, pending):]
@@ -230,21 +430,13 @@ class FastTextProcess:
                     out += chunk
                     *complete, rest = out.split(b"\n")
                     lines.extend(complete)
-                    out = bytearray(rest)
+                    out[:] = rest
         finally:
             if watching_stdin:
                 sel.unregister(proc.stdin)
         if out or len(lines) != expected_lines:
             raise _ProcessDied("fastText answered more lines than it was asked")
-        self._has_answered = True
         return lines
-
-    def _timeout_reason(self) -> str:
-        reason = f"fastText did not answer within {self.timeout:g} s"
-        if not self._has_answered:
-            # A truncated model makes fastText 0.9.3 spin forever while loading it.
-            reason += f"; it never finished loading model {self.model_path}, which may be truncated or corrupt"
-        return reason
 
     def _write_some(self, proc: subprocess.Popen, pending: memoryview) -> int:
         try:
@@ -278,7 +470,7 @@ class FastTextProcess:
         if status is not None and status < 0:
             return f"fastText process was killed by signal {signal.Signals(-status).name}"
         if status:
-            return f"fastText exited with status {status}; model {self.model_path} could not be loaded"
+            return f"fastText exited with status {status}"
         return "fastText process closed its output unexpectedly"
 
     def _kill(self) -> None:
@@ -293,6 +485,8 @@ class FastTextProcess:
         proc.wait()
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             stream.close()
+        self._buffer.clear()
+        self._ready = False
 
 
 class _ProcessDied(Exception):

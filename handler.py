@@ -7,6 +7,7 @@ Accepts API Gateway REST (v1) and HTTP API (v2) proxy events, Lambda function UR
 import base64
 import binascii
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -15,11 +16,13 @@ import sys
 import time
 import uuid
 
-from recommender import InvalidRequest, ModelUnavailable, Recommender, parse_request
+from contract import MAX_BODY_BYTES, InvalidRequest, ServiceError, parse_request
+from recommender import Recommender
 
-MAX_BODY_BYTES = 256 * 1024
 LOG_REQUEST_TEXT = os.environ.get("LOG_REQUEST_TEXT", "").lower() in {"1", "true", "yes"}
-_HEADERS = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+_HEADERS = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
+# What a browser may send in a CORS request (the page sends x-api-key when given one).
+_PREFLIGHT_HEADERS = {"Access-Control-Allow-Headers": "Content-Type, X-Api-Key", "Access-Control-Max-Age": "600"}
 
 
 class _JsonLogFormatter(logging.Formatter):
@@ -54,10 +57,16 @@ def _configure_logging() -> logging.Logger:
 
 log = _configure_logging()
 recommender = Recommender.from_environment()
+# In Lambda (which always sets the initialization type), the default model is fetched, checked and
+# started during init; with provisioned concurrency init also waits until it has loaded, so that
+# the first request finds it ready.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):
+    recommender.models.start_default(wait=os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency")
 
 # Each path of the API and the methods the function answers there. API Gateway routes every
 # method of these paths to the function (ANY), except OPTIONS: the CORS preflight, which it
-# answers itself. HEAD is GET without the body, which API Gateway leaves out.
+# answers itself (an OPTIONS that reaches the function, through a function URL or serverless
+# offline, is answered as a preflight too). HEAD is GET without the body, which API Gateway leaves out.
 ROUTES = {
     "/recommendations": ("POST",),
     "/health": ("GET", "HEAD"),
@@ -68,52 +77,70 @@ STATIC_FILES = {"/openapi.json": ("openapi.json", "application/json"), "/": ("tr
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
-class _WrongRoute(InvalidRequest):
-    """A path the API does not have, or a method its path does not answer; `headers` go on the answer."""
-
-    def __init__(self, code: str, message: str, status: int, headers: dict | None = None):
-        super().__init__(code, message, status)
-        self.headers = headers or {}
-
-
 def tagRecommendations(event, context):
     started = time.perf_counter()
     ids = _request_ids(event, context)
-    request_id = ids["request_id"]
     route, texts, headers, page = "unknown", [], _HEADERS, None
     try:
-        route = _route(event)
-        if route in STATIC_FILES:
-            name, content_type = STATIC_FILES[route]
-            status, headers, page = 200, {**_HEADERS, "Content-Type": content_type}, _static_file(name)
+        route, method = _route(event)
+        if method == "OPTIONS":
+            status, headers, page = 204, _preflight_headers(route), ""
+        elif route in STATIC_FILES:
+            status, headers, page = 200, _static_headers(route), _static_file(STATIC_FILES[route][0])
         elif route == "/health":
             status, body = 200, recommender.health()
         else:
             request = parse_request(_request_body(event) if route == "/recommendations" else event)
             texts = request.texts
-            results = recommender.recommend(request)
+            results = recommender.recommend(request, recommender.deadline(_time_left(context)))
             status, body = 200, ({"results": results} if request.batch else results[0])
-    except _WrongRoute as e:
-        status, headers, body = e.status, {**_HEADERS, **e.headers}, _error(e.code, e.message, request_id)
-    except InvalidRequest as e:
-        status, body = e.status, _error(e.code, e.message, request_id)
-    except ModelUnavailable as e:
-        log.error("fastText unavailable", extra={"fields": {**ids, "reason": str(e)}})
-        status, body = 503, _error("model_unavailable", f"the model cannot answer right now: {e}", request_id)
+    except ServiceError as e:
+        status, headers, body = e.status, {**_HEADERS, **e.headers}, _error(e.code, e.message, ids["request_id"])
     except Exception:
         log.exception("unexpected error", extra={"fields": ids})
-        status, body = 500, _error("internal_error", "unexpected error; quote the request_id when reporting it", request_id)
+        status, body = 500, _error("internal_error", "unexpected error; quote the request_id when reporting it", ids["request_id"])
     _log_request(ids, route, status, started, texts)
     return {"statusCode": status, "headers": headers, "body": json.dumps(body) if page is None else page}
 
 
-def _route(event) -> str:
-    """The path of ROUTES the event asks for, or "direct" for a bare request object.
+def _time_left(context) -> float | None:
+    """The seconds Lambda leaves this invocation, when the context says."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else None
 
-    Raises _WrongRoute for a path the API does not have, or a method the path does not answer.
+
+def _preflight_headers(route: str) -> dict:
+    methods = ROUTES.get(route, ("POST",))
+    return {**_HEADERS, **_PREFLIGHT_HEADERS, "Access-Control-Allow-Methods": ", ".join((*methods, "OPTIONS"))}
+
+
+@functools.cache
+def _static_headers(route: str) -> dict:
+    name, content_type = STATIC_FILES[route]
+    headers = {**_HEADERS, "Content-Type": content_type}
+    if content_type.startswith("text/html"):
+        headers["Content-Security-Policy"] = _page_policy(_static_file(name))
+    return headers
+
+
+def _page_policy(page: str) -> str:
+    """The page's Content-Security-Policy: nothing but its own inline script and style (by their
+    sha256) and requests to this API."""
+    def hashes(tag: str) -> str:
+        bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.S)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in bodies)
+
+    return (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _route(event) -> tuple[str, str | None]:
+    """The path of ROUTES the event asks for and its method, or "direct" for a bare request object.
+
+    Raises InvalidRequest for a path the API does not have, or a method the path does not answer.
     """
     if not isinstance(event, dict):
-        return "direct"
+        return "direct", None
     context = event.get("requestContext")
     if "httpMethod" in event:
         # The resource is the route's path; serverless offline names the root resource "".
@@ -123,14 +150,14 @@ def _route(event) -> str:
     elif isinstance(context, dict) and isinstance(context.get("http"), dict):
         method, path = context["http"].get("method"), _http_api_path(event, context)
     else:
-        return "direct"
+        return "direct", None
     if not isinstance(path, str) or path not in ROUTES:
-        raise _WrongRoute("not_found", f"no such path; this API has {', '.join(ROUTES)}", 404)
+        raise InvalidRequest("not_found", f"no such path; this API has {', '.join(ROUTES)}", 404)
     allowed = ROUTES[path]
-    if method not in allowed:
+    if method not in allowed and method != "OPTIONS":
         allow = ", ".join((*allowed, "OPTIONS"))
-        raise _WrongRoute("method_not_allowed", f"{path} answers {allow}; see /openapi.json", 405, {"Allow": allow})
-    return path
+        raise InvalidRequest("method_not_allowed", f"{path} answers {allow}; see /openapi.json", 405, {"Allow": allow})
+    return path, method
 
 
 def _http_api_path(event: dict, context: dict) -> object:

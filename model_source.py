@@ -9,6 +9,7 @@ Beside it, named models that a request may ask for: every NAME.bin in a folder o
 and models fetched from an S3 prefix on first use, each with its checksum.
 """
 
+import errno
 import hashlib
 import logging
 import os
@@ -23,7 +24,12 @@ _NAMED_CHECKSUM = re.compile(r"([A-Za-z0-9_-]{1,64})=([0-9a-fA-F]{64})\Z")
 
 
 class ModelSourceError(Exception):
-    """The model could not be fetched or verified; the message says what is wrong."""
+    """The model could not be fetched or verified; the message says what is wrong (for the log: it
+    names the object), `code` says it in a word for the caller."""
+
+    def __init__(self, message: str, code: str = "download_failed"):
+        super().__init__(message)
+        self.code = code
 
 
 def file_sha256(path: str) -> str:
@@ -45,8 +51,7 @@ class BundledModel:
     def local_path(self) -> str:
         return self.path
 
-    def describe(self) -> dict:
-        return {"source": "bundled", "path": self.path}
+    kind = "bundled"
 
 
 class S3Model:
@@ -72,29 +77,57 @@ class S3Model:
         """Whether this container has downloaded and verified the model (local_path() does)."""
         return self._ready
 
-    def describe(self) -> dict:
-        return {"source": self.uri, "path": self.path, "expected_sha256": self.expected_sha256}
+    def size(self) -> int:
+        """The object's size in bytes, asked of S3 (a HEAD, which s3:GetObject allows)."""
+        import boto3  # only needed for S3 models, and part of the Lambda Python runtime
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = self._bucket_and_key()
+        try:
+            return boto3.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
+        except ClientError as e:
+            raise ModelSourceError(*self._client_error(e)) from None
+        except BotoCoreError as e:
+            raise ModelSourceError(f"model {self.uri} could not be sized: {e}") from None
+
+    def forget(self) -> None:
+        """Delete the downloaded file, to make room in /tmp; the next use fetches it again."""
+        with self._lock:
+            self._ready = False
+            if os.path.exists(self.path):
+                os.unlink(self.path)
+            log.info("deleted the download of model %s from %s", self.uri, self.path)
+
+    def _bucket_and_key(self) -> tuple[str, str]:
+        parsed = urlparse(self.uri)
+        if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+            raise ModelSourceError(f"a model in S3 must look like s3://bucket/key, not {self.uri!r}", "bad_uri")
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    kind = "s3"
 
     def _download(self) -> None:
         import boto3  # only needed for S3 models, and part of the Lambda Python runtime
         from botocore.exceptions import BotoCoreError, ClientError
 
-        parsed = urlparse(self.uri)
-        if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
-            raise ModelSourceError(f"a model in S3 must look like s3://bucket/key, not {self.uri!r}")
-        directory = os.path.dirname(self.path)
-        fd, partial = tempfile.mkstemp(dir=directory, prefix=".model-", suffix=".partial")
+        bucket, key = self._bucket_and_key()
+        partial = None
         try:
+            fd, partial = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".model-", suffix=".partial")
             with os.fdopen(fd, "wb") as f:
-                boto3.client("s3").download_fileobj(parsed.netloc, parsed.path.lstrip("/"), f)
+                boto3.client("s3").download_fileobj(bucket, key, f)
             self._verify(partial)
             os.replace(partial, self.path)
         except ClientError as e:
-            raise ModelSourceError(self._client_error_message(e)) from None
+            raise ModelSourceError(*self._client_error(e)) from None
         except BotoCoreError as e:
             raise ModelSourceError(f"model {self.uri} could not be downloaded: {e}") from None
+        except OSError as e:
+            # Models in /tmp share Lambda's ephemeral storage (ephemeralStorageSize).
+            code = "no_space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "download_failed"
+            raise ModelSourceError(f"model {self.uri} could not be written to {self.path}: {e}", code) from None
         finally:
-            if os.path.exists(partial):
+            if partial and os.path.exists(partial):
                 os.unlink(partial)
         self.downloads += 1
         log.info("downloaded model %s to %s", self.uri, self.path)
@@ -106,21 +139,23 @@ class S3Model:
         if actual != self.expected_sha256:
             log.error("model %s has sha256 %s, expected %s", self.uri, actual, self.expected_sha256)
             raise ModelSourceError(
-                f"model {self.uri} failed its checksum: sha256 {actual}, expected {self.expected_sha256}"
+                f"model {self.uri} failed its checksum: sha256 {actual}, expected {self.expected_sha256}",
+                "checksum_mismatch",
             )
 
-    def _client_error_message(self, error) -> str:
+    def _client_error(self, error) -> tuple[str, str]:
+        """The message and the code for an error S3 answered with."""
         code = str(error.response.get("Error", {}).get("Code", ""))
         log.error("model %s could not be downloaded: %s", self.uri, code)
         if code in {"404", "NoSuchKey", "NoSuchBucket"}:
-            return f"model {self.uri} does not exist"
+            return f"model {self.uri} does not exist", "not_found"
         if code in {"403", "AccessDenied"}:
             # Without s3:ListBucket on the bucket, S3 also answers 403 for a key that does not exist.
             return (
                 f"reading model {self.uri} was denied; the function's role needs s3:GetObject on it"
                 " (a missing object looks the same without s3:ListBucket)"
-            )
-        return f"model {self.uri} could not be downloaded ({code or 'unknown error'})"
+            ), "access_denied"
+        return f"model {self.uri} could not be downloaded ({code or 'unknown error'})", "download_failed"
 
 
 def model_from_environment(bundled_path: str) -> BundledModel | S3Model:

@@ -19,6 +19,11 @@ const MODEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_ZIPPED_BYTES = 50 * 1024 * 1024;
 const MAX_UNZIPPED_BYTES = 250 * 1024 * 1024;
 const MB = 1024 * 1024;
+// The fastText processes may use half of the function's memory together (served_models.py); a
+// model runs up to three (answering with 5 labels, with 50, and with every label), each about its
+// file, 160 bytes a word of its dictionary, and the 2 MiB binary.
+const BYTES_PER_WORD = 160;
+const BINARY_BYTES = 2 * MB;
 
 // The message alone: the Serverless CLI prints an Error's stack, which would bury it.
 function refuse(message) {
@@ -102,6 +107,33 @@ async function bundledModel(resolveVariable) {
   return relative.split(path.sep).join('/');
 }
 
+// The memory one process of a bundled model needs once loaded (served_models.py's estimate).
+function processBytes(file) {
+  const header = Buffer.alloc(76);
+  const fd = fs.openSync(file, 'r');
+  fs.readSync(fd, header, 0, header.length, 0);
+  fs.closeSync(fd);
+  return fs.statSync(file).size + BYTES_PER_WORD * Math.max(header.readInt32LE(68), 0) + BINARY_BYTES;
+}
+
+// Refuse a deployment whose bundled models (the default one, and models/*.bin) cannot run their
+// three processes within half of memorySize. Models in S3 are sized when the function fetches them.
+async function checkModelsFitMemory(resolveVariable, bundled) {
+  const memory = Number(await resolveVariable('param:memorySize'));
+  const files = bundled ? [bundled] : [];
+  if (fs.existsSync('models')) {
+    files.push(...fs.readdirSync('models').filter((f) => f.endsWith('.bin')).map((f) => `models/${f}`));
+  }
+  for (const file of files) {
+    const needed = 3 * processBytes(file);
+    if (needed > (memory * MB) / 2) {
+      refuse(`model '${file}' needs about ${Math.ceil(needed / MB)} MB for its three fastText processes, more than ` +
+        `half of memorySize=${memory}: raise memorySize to at least ${Math.ceil((2 * needed) / MB)} ` +
+        '(docs/DEPLOYMENT.md, "Memory size and cost")');
+    }
+  }
+}
+
 // arn:PARTITION:s3:::bucket/key, for CloudFormation to complete.
 function s3ObjectArn(bucketAndKey) {
   return { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':s3:::', bucketAndKey]] };
@@ -114,11 +146,16 @@ async function modelEnvironment({ resolveVariable }) {
   const digest = await modelSha256(resolveVariable); // checked even when unused: a typo is refused
   const environment = {};
   if (uri) {
+    if (!digest) {
+      refuse('modelS3Uri needs modelSha256 (or env MODEL_SHA256): the sha256 of the object, as sha256sum prints ' +
+        'it, so that the function serves that file and no other');
+    }
     environment.MODEL_S3_URI = uri;
-    if (digest) environment.MODEL_SHA256 = digest;
+    environment.MODEL_SHA256 = digest;
   } else {
     environment.MODEL_PATH = await bundledModel(resolveVariable);
   }
+  await checkModelsFitMemory(resolveVariable, environment.MODEL_PATH);
   const named = await namedS3Models(resolveVariable);
   if (named) {
     environment.MODELS_S3_PREFIX = named.prefix;

@@ -13,6 +13,7 @@ sentence punctuation, not part of the tag. So `#c++`, `#c#`, `#.net`, `#node.js`
 and `C#` or `a#b` (glued to a word) and `&#39;` (an HTML entity) are not.
 """
 
+import functools
 import html
 import re
 
@@ -47,6 +48,12 @@ def normalize_tag(tag: str) -> str:
     if len(lowered) == len(tag):
         return lowered
     return "".join(c if len(c.lower()) != 1 else c.lower() for c in tag)
+
+
+@functools.cache  # one entry per label of the model: each request looks up k or more of them
+def label_hashtag(label: str) -> str:
+    """The hashtag a model label reads as."""
+    return "#" + normalize_tag(label)
 
 
 def extract_hashtags(text: str) -> list[str]:

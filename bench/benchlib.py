@@ -68,7 +68,7 @@ def load_texts(limit: int | None = None) -> list[str]:
     Read straight from the data file (`package<TAB>source<TAB>labels<TAB>text`), not through
     training code. Texts the handler would refuse (blank, over MAX_TEXT_CHARS) are skipped.
     """
-    from recommender import MAX_TEXT_CHARS
+    from contract import MAX_TEXT_CHARS
 
     texts = []
     with gzip.open(VALID, "rt", encoding="utf-8", newline="\n") as lines:

@@ -19,15 +19,10 @@ import time
 from pathlib import Path
 
 import benchlib
+from contract import MAX_K, parse_request
+from explanations import MAX_EXPLAINED_TEXTS, MAX_EXPLAINED_TOKENS, MAX_EXPLAINED_WORDS
 from fasttext_process import FastTextProcess
-from recommender import (
-    MAX_EXPLAINED_TEXTS,
-    MAX_EXPLAINED_TOKENS,
-    MAX_EXPLAINED_WORDS,
-    MAX_K,
-    Recommender,
-    parse_request,
-)
+from recommender import Recommender
 from text_cleaning import clean_text
 
 
@@ -90,8 +85,9 @@ def main() -> None:
     texts = benchlib.load_texts(args.texts)
     recommender = Recommender.from_environment()
     every_label_asks = []
-    real = recommender.default.all_label_lines
-    recommender.default.all_label_lines = lambda lines: every_label_asks.append(len(lines)) or real(lines)
+    every_label = recommender.models.default.all_labels
+    real = every_label.answer_lines
+    every_label.answer_lines = lambda lines, deadline: every_label_asks.append(len(lines)) or real(lines, deadline)
     try:
         for text in texts[:20]:  # warm up: processes started, caches filled
             timed(recommender, {"text": text, "explain": True})

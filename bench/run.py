@@ -216,7 +216,7 @@ def latency_section(results: dict, args: argparse.Namespace, meta: dict) -> str:
     row(f"warm handler, 1 text, median / p99 (n={args.requests})", lambda r: lat(r["handler"]["latency"]))
     row(f"floor: fasttext-predict in process + cleaning, median / p99 (n={args.requests})",
         lambda r: lat(r["floor"]["latency"]))
-    row(f"fastText child alone: bare pipe round trip, k=50, no parsing, median / p99 (n={args.requests})",
+    row(f"fastText child alone: bare pipe round trip, k=5, no parsing, median / p99 (n={args.requests})",
         lambda r: lat(r["pipe"]["latency"]))
     row("&nbsp;&nbsp;warm handler − bare pipe (Python's share), medians",
         lambda r: ms(r["handler"]["latency"]["p50_ms"] - r["pipe"]["latency"]["p50_ms"]))

@@ -91,7 +91,7 @@ def handler_worker(cfg: dict) -> dict:
             "billed_ms_mean": billed_ms_mean(batch_durations),
         }
 
-    process = handler.recommender.process
+    process = handler.recommender.models.default.top
     result = {
         "durations": durations,
         "errors": errors,
@@ -138,8 +138,8 @@ def floor_worker(cfg: dict) -> dict:
 def seed_worker(cfg: dict) -> dict:
     """A new `fasttext predict-prob` per request, the text on its stdin, read with communicate()."""
     use_runtime(cfg)
+    from contract import MAX_K
     from fasttext_process import parse_answer
-    from recommender import MAX_K
     from text_cleaning import clean_text
 
     texts = benchlib.load_texts(cfg["texts"])
@@ -165,15 +165,16 @@ def seed_worker(cfg: dict) -> dict:
 
 def pipe_worker(cfg: dict) -> dict:
     """The long-lived child alone: already-cleaned lines written to a bare `fasttext predict-prob
-    MODEL - 50`, answers read with blocking os.read in 64 KiB chunks, nothing parsed. What the
-    handler's design cannot go below; the handler's latency minus this is Python's share."""
+    MODEL - 5` (the DEFAULT_K labels of the process a plain request asks), answers read with
+    blocking os.read in 64 KiB chunks, nothing parsed. What the handler's design cannot go below;
+    the handler's latency minus this is Python's share."""
     use_runtime(cfg)
-    from recommender import MAX_K
+    from contract import DEFAULT_K
     from text_cleaning import clean_text
 
     lines = [clean_text(t) for t in benchlib.load_texts(cfg["texts"])]
     lines = [(line + "\n").encode("utf-8") for line in lines if line]
-    proc = subprocess.Popen([str(benchlib.FASTTEXT), "predict-prob", cfg["model"], "-", str(MAX_K)],
+    proc = subprocess.Popen([str(benchlib.FASTTEXT), "predict-prob", cfg["model"], "-", str(DEFAULT_K)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     stdin, stdout = proc.stdin.fileno(), proc.stdout.fileno()
 
@@ -203,7 +204,7 @@ _t_answered = time.perf_counter()
 import os
 os.write({fd}, ("%r %r %r %d\\n" % (_t_code, _t_imported, _t_answered, _response["statusCode"])).encode())
 os.close({fd})
-handler.recommender.process.close()
+handler.recommender.close()
 """
 
 
@@ -300,8 +301,8 @@ out = []
 for line in sys.stdin:
     response = handler.tagRecommendations(json.loads(line), None)
     out.append({"status": response["statusCode"], "python_kib": hwm_kib("self"),
-                "fasttext_kib": hwm_kib(handler.recommender.process.pid)})
-handler.recommender.process.close()
+                "fasttext_kib": hwm_kib(handler.recommender.models.default.top.pid)})
+handler.recommender.close()
 print(json.dumps(out))
 """
 

@@ -149,6 +149,63 @@ def fresh_handler(monkeypatch):
         recommender.close()
 
 
+SLOW_FASTTEXT = """#!{python}
+# The real fastText binary, {load} s slower to load its model and {exchange} s slower to answer each
+# batch of lines that arrives at once (one exchange).
+import os, subprocess, sys, threading, time
+time.sleep({load})
+child = subprocess.Popen([{binary!r}] + sys.argv[1:], stdin=subprocess.PIPE, stdout=sys.stdout, bufsize=0)
+while chunk := os.read(0, 1 << 16):
+    time.sleep({exchange})
+    child.stdin.write(chunk)
+child.stdin.close()
+sys.exit(child.wait())
+"""
+
+
+def slow_fasttext(directory: Path, binary: Path, load: float = 0.0, exchange: float = 0.0) -> Path:
+    """A wrapper around the real binary that loads `load` seconds late and answers each exchange
+    `exchange` seconds late."""
+    wrapper = directory / "slow-fasttext"
+    wrapper.write_text(SLOW_FASTTEXT.format(python=sys.executable, load=load, exchange=exchange, binary=str(binary)))
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def recommender_for(model: Path, binary: Path, timeout: float = 10.0):
+    """A Recommender serving `model` alone as the default model, nothing started yet."""
+    from model_source import BundledModel
+    from recommender import Recommender
+    from served_models import ServedModel, ServedModels
+
+    return Recommender(ServedModels({"default": ServedModel("default", BundledModel(str(model)), str(binary),
+                                                            timeout, timeout, retry_seconds=0)}))
+
+
+def predict_prob(binary: Path, model: Path, texts: list[str], k: int) -> list[list[dict]]:
+    """What a one-shot `fasttext predict-prob MODEL - k` answers, as the API spells it."""
+    from fasttext_process import parse_answer
+    from text_cleaning import clean_text
+
+    out = subprocess.run(
+        [str(binary), "predict-prob", str(model), "-", str(k)],
+        input="".join(clean_text(text) + "\n" for text in texts), capture_output=True, text=True, check=True,
+    ).stdout
+    return [
+        [{"hashtag": "#" + label, "probability": p} for label, p in parse_answer(line) if p > 0]
+        for line in out.splitlines()
+    ]
+
+
+def patch_processes(monkeypatch, served, **attributes) -> None:
+    """Set `attributes` (model_path, binary_path, timeout) on every fastText process of a served
+    model, and stop those running, as a changed deployment would find them."""
+    for process in served.processes:
+        process.close()
+        for name, value in attributes.items():
+            monkeypatch.setattr(process, name, str(value) if name.endswith("_path") else value)
+
+
 def call(app, event) -> tuple[int, dict]:
     """The handler's status and decoded body for an event, called as Lambda calls it."""
     response = app.tagRecommendations(event, LambdaContext())

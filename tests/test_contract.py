@@ -56,16 +56,17 @@ def error_table(markdown: str) -> list[tuple[int, tuple[str, ...], str]]:
 
 
 def codes_raised_in_code() -> set[str]:
-    """The error codes handler.py and recommender.py can answer with: the first argument of each
-    InvalidRequest(...) / _WrongRoute(...), and the codes handler.py spells out."""
+    """The error codes the runtime can answer with: the first argument of each InvalidRequest(...)
+    and of each error type's call of its base's __init__ (contract.py), and the codes handler.py
+    spells out."""
     codes = set()
-    for module in ["handler.py", "recommender.py"]:
+    for module in ["handler.py", "contract.py", "recommender.py", "served_models.py", "explanations.py"]:
         for node in ast.walk(ast.parse((ROOT / module).read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in {"InvalidRequest", "_WrongRoute"}:
+            if not isinstance(node, ast.Call) or not node.args or not isinstance(node.args[0], ast.Constant):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name in {"InvalidRequest", "__init__"} or (module == "handler.py" and name == "_error"):
                 codes.add(node.args[0].value)
-            if module == "handler.py" and isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_error":
-                if isinstance(node.args[0], ast.Constant):
-                    codes.add(node.args[0].value)
     return codes
 
 

@@ -190,7 +190,7 @@ CONFIGS = {
         "graviton", stage="graviton", architecture="arm64", model_in_s3=True,
         args=["--stage", "graviton", "--param=architecture=arm64", "--param=provisionedConcurrency=2",
               "--param=reservedConcurrency=5"],
-        env={"MODEL_S3_URI": MODEL_URI},
+        env={"MODEL_S3_URI": MODEL_URI},  # + MODEL_SHA256=<the tiny model's>, known once it is trained
     ),
     "http": Config(
         "http", stage="web", architecture="x86_64", model_in_s3=False,
@@ -222,7 +222,8 @@ def package_config(tmp_path_factory, model: Path, config: Config) -> Packaged:
         args.append(f"--param=modelSha256={file_sha256(str(model))}")
     if config.name == "url":
         args.append("--param=modelsSha256=" + ",".join(f"{n}={file_sha256(str(model))}" for n in NAMED_S3_MODELS))
-    run_cli(service, "package", *args, env=config.env)
+    env = {**config.env, "MODEL_SHA256": file_sha256(str(model))} if config.name == "graviton" else config.env
+    run_cli(service, "package", *args, env=env)
     return Packaged(config, service)
 
 
@@ -323,10 +324,8 @@ def expected_environment(packaged: Packaged, model_sha256: str) -> dict:
     env = {"FASTTEXT_BINARY": packaged.binary, "PREDICT_TIMEOUT_SECONDS": "5"}
     if not packaged.config.model_in_s3:
         env["MODEL_PATH"] = "model.bin"
-    elif packaged.config.name == "prod":
-        env.update(MODEL_S3_URI=MODEL_URI, MODEL_SHA256=model_sha256)
     else:
-        env["MODEL_S3_URI"] = MODEL_URI  # no modelSha256 given: no MODEL_SHA256 at all
+        env.update(MODEL_S3_URI=MODEL_URI, MODEL_SHA256=model_sha256)
     if packaged.config.name == "url":
         env.update(MODELS_S3_PREFIX=NAMED_PREFIX + "/",
                    MODELS_SHA256=",".join(f"{n}={model_sha256}" for n in NAMED_S3_MODELS))
@@ -634,9 +633,13 @@ def test_function_url_with_api_keys_or_an_unknown_auth_is_refused(tmp_path, serv
     ([f"--param=modelsSha256=forum={'a' * 64}"], "modelsS3Prefix must look like s3://bucket/prefix/"),
     (["--param=modelsS3Prefix=https://tag-models/named/", f"--param=modelsSha256=forum={'a' * 64}"],
      "modelsS3Prefix must look like s3://bucket/prefix/"),
-], ids=["no_checksums", "short_checksum", "bad_name", "no_prefix", "not_s3"])
-def test_named_models_in_s3_need_a_prefix_and_a_checksum_each(tmp_path, serverless_cli, tiny_model, args, message):
+    ([f"--param=modelS3Uri={MODEL_URI}"], "modelS3Uri needs modelSha256"),
+    (["--param=memorySize=128", "--param=model=big.bin"], "raise memorySize to at least"),
+], ids=["no_checksums", "short_checksum", "bad_name", "no_prefix", "not_s3", "s3_model_unchecked", "too_little_memory"])
+def test_packaging_refuses_models_unchecked_or_too_big_for_the_memory(tmp_path, serverless_cli, tiny_model, args, message):
     service = make_service(tmp_path / SERVICE, tiny_model)
+    # big.bin: a model whose three processes (about 40 MiB each) need more than half of 128 MB.
+    (service / "big.bin").write_bytes(tiny_model.read_bytes()[:100] + bytes(40 * 1024 * 1024))
     assert message in refused_package(service, *args)
 
 
@@ -1013,5 +1016,5 @@ def test_deployed_package_answers_with_the_deployed_environment(stacks, tmp_path
     assert responses[3]["body"] == (ROOT / "try_it.html").read_text()
     assert json.loads(responses[0]["body"])["hashtags_recommended"][0]["hashtag"] == "#python"
     health = json.loads(responses[1]["body"])
-    assert health["model"]["sha256"] == file_sha256(str(tiny_model))
+    assert health["models"][0]["sha256"] == file_sha256(str(tiny_model))  # the file the request loaded
     assert health["status"] == "ok", health

@@ -5,17 +5,11 @@ import gzip
 import subprocess
 from pathlib import Path
 
-from fasttext_process import FastTextProcess, parse_answer
-from recommender import (
-    MAX_EXPLAINED_BY,
-    MAX_EXPLAINED_TEXTS,
-    MAX_EXPLAINED_TOKENS,
-    MAX_EXPLAINED_WORDS,
-    MAX_K,
-    Recommender,
-    parse_request,
-)
-from support import ROOT, call, function_url_event, rest_event
+from contract import parse_request
+from explanations import MAX_EXPLAINED_BY, MAX_EXPLAINED_TEXTS, MAX_EXPLAINED_TOKENS, MAX_EXPLAINED_WORDS
+from fasttext_process import parse_answer
+from recommender import Recommender
+from support import ROOT, call, function_url_event, recommender_for, rest_event
 from text_cleaning import clean_text
 
 
@@ -89,10 +83,10 @@ def test_explain_with_a_batch_k_threshold_and_exclude_used(app, lambda_env):
 
 
 def test_explain_asks_the_models_process_once_more_for_the_whole_batch(app, monkeypatch):
-    process = app.recommender.process
+    process = app.recommender.models.default.answering
     rounds = []
     real = process.answer_lines
-    monkeypatch.setattr(process, "answer_lines", lambda lines: rounds.append(lines) or real(lines))
+    monkeypatch.setattr(process, "answer_lines", lambda lines, deadline: rounds.append(lines) or real(lines, deadline))
     texts = ["python pip module python", "sound music"]
     call(app, rest_event({"texts": texts, "explain": True}))
     assert len(rounds) == 2 and rounds[0] == texts
@@ -112,14 +106,15 @@ def test_a_text_with_more_distinct_words_than_explained_says_how_many_were_left(
 def test_a_hashtag_below_the_processes_top_labels_is_asked_of_every_label(many_labels_model, fasttext_binary):
     """Recommended hashtags beyond the process's top MAX_K labels (exclude_used leaves out many used
     ones) fall out of the top answers of most reduced texts: their effect is still exact."""
-    recommender = Recommender(FastTextProcess(str(fasttext_binary), str(many_labels_model), k=MAX_K, timeout=10.0))
+    recommender = recommender_for(many_labels_model, fasttext_binary)
     try:
         ranked = every_label(fasttext_binary, many_labels_model, ["w00 w01 w02 w03"])[0]
         used = sorted(ranked, key=ranked.get, reverse=True)[:45]
         text = "w00 w01 w02 w03 " + " ".join(used)
         asked = []
-        real = recommender.default.all_label_lines
-        recommender.default.all_label_lines = lambda lines: asked.append(lines) or real(lines)
+        every_label_process = recommender.models.default.all_labels
+        real = every_label_process.answer_lines
+        every_label_process.answer_lines = lambda lines, deadline: asked.append(lines) or real(lines, deadline)
         (result,) = recommender.recommend(parse_request({"text": text, "k": 10, "exclude_used": True, "explain": True}))
         assert asked, "no text without a word needed every label: nothing tested"
         assert_explanations_are_the_binarys(fasttext_binary, many_labels_model, text, result)

@@ -1,5 +1,6 @@
 """The long-lived fastText child process, driven through the real binary and a real tiny model."""
 
+import hashlib
 import os
 import shutil
 import signal
@@ -9,10 +10,15 @@ import time
 import pytest
 
 from fasttext_process import (
+    Deadline,
     FastTextError,
+    FastTextLoading,
+    FastTextLoadTimeout,
+    FastTextModelInvalid,
     FastTextProcess,
     FastTextTimeout,
     FastTextUnavailable,
+    inspect_model_file,
     parse_answer,
     probabilities_of,
     read_model_header,
@@ -105,11 +111,12 @@ def test_killed_during_request_is_retried_once(process, monkeypatch):
     real_exchange = process._exchange
     calls = []
 
-    def kill_then_exchange(proc, payload, expected):
-        calls.append(proc.pid)
-        if len(calls) == 1:
-            os.kill(proc.pid, signal.SIGKILL)
-        return real_exchange(proc, payload, expected)
+    def kill_then_exchange(proc, payload, expected, deadline):
+        if payload:  # not the empty line that tells the process has loaded
+            calls.append(proc.pid)
+            if len(calls) == 1:
+                os.kill(proc.pid, signal.SIGKILL)
+        return real_exchange(proc, payload, expected, deadline)
 
     monkeypatch.setattr(process, "_exchange", kill_then_exchange)
     assert top_label(process.predict(["sound music"])[0]) == "audio"
@@ -119,9 +126,9 @@ def test_killed_during_request_is_retried_once(process, monkeypatch):
 def test_dies_twice_in_one_request_gives_unavailable(process, monkeypatch):
     real_exchange = process._exchange
 
-    def always_kill(proc, payload, expected):
+    def always_kill(proc, payload, expected, deadline):
         os.kill(proc.pid, signal.SIGKILL)
-        return real_exchange(proc, payload, expected)
+        return real_exchange(proc, payload, expected, deadline)
 
     monkeypatch.setattr(process, "_exchange", always_kill)
     with pytest.raises(FastTextUnavailable, match="killed by signal SIGKILL"):
@@ -137,7 +144,7 @@ def test_hung_process_times_out_is_killed_and_replaced(tiny_model, fasttext_bina
         stuck = proc.pid
         os.kill(stuck, signal.SIGSTOP)
         started = time.monotonic()
-        with pytest.raises(FastTextTimeout, match=r"did not answer within 0.5 s$"):
+        with pytest.raises(FastTextTimeout, match=r"did not answer by the request's deadline$"):
             proc.predict(["python"])
         assert time.monotonic() - started < 3
         assert not os.path.exists(f"/proc/{stuck}")
@@ -150,8 +157,8 @@ def test_binary_that_never_answers_times_out(tmp_path, tiny_model):
     silent = tmp_path / "fasttext"
     silent.write_text("#!/bin/sh\nexec sleep 60\n")
     silent.chmod(0o755)
-    proc = FastTextProcess(str(silent), str(tiny_model), k=4, timeout=0.3)
-    with pytest.raises(FastTextTimeout):
+    proc = FastTextProcess(str(silent), str(tiny_model), k=4, timeout=1, load_timeout=0.3)
+    with pytest.raises(FastTextLoadTimeout):
         proc.predict(["python"])
     assert proc.pid is None
 
@@ -193,15 +200,63 @@ def test_not_a_model_is_rejected_before_starting(tmp_path, fasttext_binary):
     assert proc.pid is None
 
 
-def test_truncated_model_is_named_and_its_process_killed(tmp_path, tiny_model, fasttext_binary):
+@pytest.mark.parametrize("kept", [200, 0.5, -1])
+def test_truncated_model_is_refused_before_starting(tmp_path, tiny_model, fasttext_binary, kept):
+    """fastText 0.9.3 spins forever on some truncated files: one cut anywhere (in the dictionary,
+    in a matrix, its last byte) is refused without starting a process."""
+    whole = tiny_model.read_bytes()
     model = tmp_path / "model.bin"
-    model.write_bytes(tiny_model.read_bytes()[:200])
+    model.write_bytes(whole[:int(len(whole) * kept) if isinstance(kept, float) else kept])
     before = child_pids()
     proc = FastTextProcess(str(fasttext_binary), str(model), k=4, timeout=0.5)
-    with pytest.raises(FastTextTimeout, match=f"never finished loading model {model}, which may be truncated"):
+    with pytest.raises(FastTextModelInvalid, match=f"model file {model} is cut short"):
         proc.predict(["python"])
     assert proc.pid is None
     assert child_pids() == before
+
+
+def test_inspect_model_file_gives_the_header_and_the_digest(tiny_model):
+    facts = inspect_model_file(str(tiny_model))
+    assert facts.header == read_model_header(str(tiny_model))
+    assert facts.sha256 == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+
+
+def slow_binary(tmp_path, fasttext_binary, seconds: float):
+    """A wrapper that waits `seconds` before it runs the real binary: a model slow to load."""
+    wrapper = tmp_path / "slow-fasttext"
+    wrapper.write_text(f"#!/bin/sh\nsleep {seconds}\nexec {fasttext_binary} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_a_deadline_that_comes_while_the_model_loads_leaves_it_loading(tmp_path, tiny_model, fasttext_binary):
+    proc = FastTextProcess(str(slow_binary(tmp_path, fasttext_binary, 1)), str(tiny_model), k=4, timeout=0.3,
+                           load_timeout=10)
+    try:
+        with pytest.raises(FastTextLoading):
+            proc.predict(["python"])
+        pid = proc.pid
+        assert proc.running and not proc.ready
+        while True:
+            try:
+                answer = proc.predict(["python"], deadline=Deadline(0.3))
+                break
+            except FastTextLoading:
+                pass
+        assert top_label(answer[0]) == "python"
+        assert proc.pid == pid and proc.starts == 1 and proc.ready
+    finally:
+        proc.close()
+
+
+def test_a_model_that_does_not_load_within_its_limit_is_killed(tmp_path, tiny_model, fasttext_binary):
+    proc = FastTextProcess(str(slow_binary(tmp_path, fasttext_binary, 30)), str(tiny_model), k=4, timeout=0.3,
+                           load_timeout=0.5)
+    with pytest.raises(FastTextLoading):
+        proc.predict(["python"])
+    with pytest.raises(FastTextLoadTimeout, match="did not load model .* within 0.5 s"):
+        proc.predict(["python"])
+    assert proc.pid is None
 
 
 def test_read_model_header(tiny_model):

@@ -1,5 +1,6 @@
 """The Lambda function called the way API Gateway and direct invocation call it, with a real tiny model."""
 
+import hashlib
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ import pytest
 import handler
 from handler import ROUTES
 from recommender import Recommender
-from support import ROOT, LambdaContext, fasttext_children, function_url_event, http_event, rest_event
+from support import ROOT, LambdaContext, fasttext_children, function_url_event, http_event, patch_processes, rest_event
 
 
 @pytest.fixture
@@ -101,8 +102,9 @@ def test_form_encoded_content_type_is_still_read_as_json(app):
 def test_batch_answers_in_input_order_in_one_round_trip(app, monkeypatch):
     texts = ["http server browser", "python pip module", "!!!", "sound music mixer", "compiler linker"]
     rounds = []
-    real_predict = app.recommender.process.predict
-    monkeypatch.setattr(app.recommender.process, "predict", lambda lines, *rest: rounds.append(lines) or real_predict(lines, *rest))
+    process = app.recommender.models.default.top
+    real = process.answer_lines
+    monkeypatch.setattr(process, "answer_lines", lambda lines, deadline: rounds.append(lines) or real(lines, deadline))
     status, body = call(app, rest_event({"texts": texts, "k": 1}))
     assert status == 200
     tops = [r["hashtags_recommended"][0]["hashtag"] if r["hashtags_recommended"] else None for r in body["results"]]
@@ -300,35 +302,55 @@ def test_invalid_json_message_says_where(app):
     )
 
 
-def test_missing_model_gives_503_then_recovers(app, tmp_path, monkeypatch, tiny_model):
-    model = tmp_path / "model.bin"
-    monkeypatch.setattr(app.recommender.process, "model_path", str(model))
-    status, body = call(app, rest_event({"text": "python"}))
+def default_process(app):
+    return app.recommender.models.default.top  # what a plain request asks
+
+
+def end_backoff(app, name="default"):
+    """What the passing of the model's back-off does: the next request tries it again."""
+    app.recommender.models.by_name[name].retry_at = 0
+
+
+def assert_unavailable(status, body, headers, public_code):
+    """503 model_unavailable with a Retry-After, naming the failure's code and no file path."""
     assert_error(status, body, 503, "model_unavailable")
-    assert str(model) in body["error"]["message"]
+    assert int(headers["Retry-After"]) >= 1
+    assert public_code in body["error"]["message"] and "/" not in body["error"]["message"]
+
+
+def call_with_headers(app, event):
+    response = app.tagRecommendations(event, LambdaContext())
+    return response["statusCode"], json.loads(response["body"]), response["headers"]
+
+
+def test_missing_model_gives_503_at_once_during_its_backoff_then_recovers(app, tmp_path, monkeypatch, tiny_model, logs):
+    model = tmp_path / "model.bin"
+    patch_processes(monkeypatch, app.recommender.models.default, model_path=model)
+    assert_unavailable(*call_with_headers(app, rest_event({"text": "python"})), "model_invalid")
+    assert str(model) in json.dumps(logs())  # the log names the file, the answer does not
     model.write_bytes(tiny_model.read_bytes())
+    assert_unavailable(*call_with_headers(app, rest_event({"text": "python"})), "model_invalid")  # backing off
+    assert fasttext_children(model) == {}
+    end_backoff(app)
     assert call(app, rest_event({"text": "python"}))[0] == 200
 
 
 def test_missing_binary_gives_503(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(app.recommender.process, "binary_path", str(tmp_path / "fasttext"))
-    status, body = call(app, rest_event({"text": "python"}))
-    assert_error(status, body, 503, "model_unavailable")
-    assert "fastText binary" in body["error"]["message"]
+    patch_processes(monkeypatch, app.recommender.models.default, binary_path=tmp_path / "fasttext")
+    assert_unavailable(*call_with_headers(app, rest_event({"text": "python"})), "binary_unusable")
 
 
 def test_hung_fasttext_gives_503_within_the_timeout_then_recovers(app, monkeypatch):
-    monkeypatch.setattr(app.recommender.process, "timeout", 0.5)
     assert call(app, rest_event({"text": "python"}))[0] == 200
-    os.kill(app.recommender.process.pid, signal.SIGSTOP)
-    status, body = call(app, rest_event({"text": "python"}))
-    assert_error(status, body, 503, "model_unavailable")
-    assert "did not answer within 0.5 s" in body["error"]["message"]
+    monkeypatch.setattr(default_process(app), "timeout", 0.5)
+    os.kill(default_process(app).pid, signal.SIGSTOP)
+    assert_unavailable(*call_with_headers(app, rest_event({"text": "python"})), "answer_timeout")
+    end_backoff(app)
     assert call(app, rest_event({"text": "python"}))[0] == 200
 
 
 def test_unexpected_error_gives_500_with_request_id_and_no_trace(app, monkeypatch, logs):
-    def explode(request):
+    def explode(request, deadline):
         raise RuntimeError("secret internal detail at /var/task/recommender.py")
 
     monkeypatch.setattr(app.recommender, "recommend", explode)
@@ -340,32 +362,29 @@ def test_unexpected_error_gives_500_with_request_id_and_no_trace(app, monkeypatc
     assert logged[0]["request_id"] == body["error"]["request_id"]
 
 
-def test_health_describes_model_and_binary(app, tiny_model):
+def test_health_describes_each_model_and_the_binary(app, tiny_model):
+    assert call(app, rest_event({"text": "python"}))[0] == 200
     status, body = call(app, rest_event(None, method="GET", path="/health"))
     assert status == 200 and body["status"] == "ok"
-    assert body["model"]["labels"] == 4
-    assert body["model"]["bytes"] == tiny_model.stat().st_size
-    assert len(body["model"]["sha256"]) == 64
-    assert body["fasttext"]["version"] == "0.9.3"
+    assert body["models"] == [{"name": "default", "status": "ok", "source": "bundled", "labels": 4,
+                               "sha256": hashlib.sha256(tiny_model.read_bytes()).hexdigest()}]
+    assert body["fasttext"] == {"version": "0.9.3"}
     status, body_v2 = call(app, http_event(None, method="GET", path="/health"))
-    assert status == 200 and body_v2["model"] == body["model"]
+    assert status == 200 and body_v2 == body
 
 
 def test_health_on_a_fresh_function_starts_no_fasttext_process_and_a_recommendation_then_does(app, tiny_model):
     status, body = call(app, rest_event(None, method="GET", path="/health"))
     assert status == 200 and body["status"] == "ok"
     assert fasttext_children(tiny_model) == {}
-    assert body["fasttext"]["pid"] is None and body["fasttext"]["starts"] == 0
-    assert body["models"] == [{"name": "default", "source": "bundled", "fetched": True, "sha256": body["model"]["sha256"],
-                               "labels": 4, "running": False}]
+    assert body["models"] == [{"name": "default", "status": "idle", "source": "bundled", "sha256": None, "labels": None}]
     assert call(app, rest_event(None, method="HEAD", path="/health"))[0] == 200
     assert fasttext_children(tiny_model) == {}
 
     assert call(app, rest_event({"text": "python pip module"}))[0] == 200
     (pid,) = fasttext_children(tiny_model)
     status, body = call(app, rest_event(None, method="GET", path="/health"))
-    assert body["fasttext"]["pid"] == pid and body["fasttext"]["starts"] == 1
-    assert body["models"][0]["running"] is True
+    assert body["models"][0]["status"] == "ok"
     assert list(fasttext_children(tiny_model)) == [pid]  # health asked nothing of it
 
 
@@ -375,16 +394,19 @@ def test_health_says_when_the_fasttext_process_died_and_the_next_request_restart
     os.kill(pid, signal.SIGKILL)
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped by its Popen
     body = call(app, rest_event(None, method="GET", path="/health"))[1]
-    assert body["models"][0]["running"] is False and body["fasttext"]["pid"] is None
+    assert body["models"][0]["status"] == "idle"
     assert fasttext_children(tiny_model) == {}  # health did not restart it
     assert call(app, rest_event({"text": "python"}))[0] == 200
     body = call(app, rest_event(None, method="GET", path="/health"))[1]
-    assert body["models"][0]["running"] is True and body["fasttext"]["starts"] == 2
+    assert body["models"][0]["status"] == "ok" and default_process(app).starts == 2
 
 
-def test_health_reports_503_when_model_is_missing(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(app.recommender.process, "model_path", str(tmp_path / "gone.bin"))
-    assert_error(*call(app, rest_event(None, method="GET", path="/health")), 503, "model_unavailable")
+def test_health_reports_503_while_the_default_model_is_failing(app, tmp_path, monkeypatch):
+    patch_processes(monkeypatch, app.recommender.models.default, model_path=tmp_path / "gone.bin")
+    assert call(app, rest_event(None, method="GET", path="/health"))[0] == 200  # not tried yet
+    assert call(app, rest_event({"text": "python"}))[0] == 503
+    status, body, headers = call_with_headers(app, rest_event(None, method="GET", path="/health"))
+    assert_unavailable(status, body, headers, "model_invalid")
 
 
 @pytest.mark.parametrize("problem", ["missing", "not executable"])
@@ -392,10 +414,8 @@ def test_health_reports_503_when_the_binary_could_not_start(app, tmp_path, monke
     binary = tmp_path / "fasttext"
     if problem == "not executable":
         binary.write_bytes(b"\x7fELF")
-    monkeypatch.setattr(app.recommender.process, "binary_path", str(binary))
-    status, body = call(app, rest_event(None, method="GET", path="/health"))
-    assert_error(status, body, 503, "model_unavailable")
-    assert f"fastText binary {binary} is {problem}" in body["error"]["message"]
+    patch_processes(monkeypatch, app.recommender.models.default, binary_path=binary)
+    assert_unavailable(*call_with_headers(app, rest_event(None, method="GET", path="/health")), "binary_unusable")
 
 
 def test_one_structured_log_line_per_request_without_the_text(app, logs):
@@ -466,6 +486,6 @@ def test_request_id_is_unique_where_the_runtime_gives_none(app, logs, context, m
 def test_relative_binary_path_is_taken_from_the_package_root(monkeypatch):
     monkeypatch.setenv("FASTTEXT_BINARY", "fasttext-arm64")
     monkeypatch.delenv("MODEL_PATH", raising=False)
-    recommender = Recommender.from_environment()
-    assert recommender.process.binary_path == os.path.join(os.path.dirname(handler.__file__), "fasttext-arm64")
-    assert recommender.process.model_path == os.path.join(os.path.dirname(handler.__file__), "model.bin")
+    process = Recommender.from_environment().models.default.answering
+    assert process.binary_path == os.path.join(os.path.dirname(handler.__file__), "fasttext-arm64")
+    assert process.model_path == os.path.join(os.path.dirname(handler.__file__), "model.bin")

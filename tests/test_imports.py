@@ -94,3 +94,17 @@ def test_the_checks_see_a_circle_and_a_test_import():
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b"}, "b": {"c"}, "d": {"a", "c"}}) is None
     assert "support" in graph()["test_handler"]  # the graph sees the tests' imports
+
+
+def test_the_runtime_depends_one_way_handler_then_recommender_then_the_rest():
+    """handler.py is the entry point, recommender.py what it calls; the modules under them
+    (contract, served_models, explanations, fasttext_process, model_source, text_cleaning)
+    import neither, and nothing in the runtime imports training/."""
+    edges = graph()
+    for name in RUNTIME:
+        assert "handler" not in edges[name], f"{name} imports handler"
+        if name != "handler":
+            assert "recommender" not in edges[name], f"{name} imports recommender"
+        assert not any(t == "training" or t.startswith("training.") for t in edges[name]), f"{name} imports training"
+    assert "recommender" in edges["handler"]
+    assert {"contract", "served_models", "explanations"} <= edges["recommender"] | edges["handler"]

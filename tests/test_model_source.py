@@ -1,7 +1,12 @@
 """A model kept in S3, with moto standing in for AWS; the fastText side is real."""
 
+import errno
 import hashlib
+import importlib
+import json
 import os
+import shutil
+import tempfile
 
 import boto3
 import pytest
@@ -9,9 +14,10 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 import handler
+import served_models
 from model_source import BundledModel, ModelSourceError, S3Model, model_from_environment
 from recommender import Recommender
-from support import call, fresh_handler, rest_event
+from support import LambdaContext, call, fresh_handler, rest_event
 
 BUCKET, KEY = "tag-models", "models/debtags.bin"
 URI = f"s3://{BUCKET}/{KEY}"
@@ -108,42 +114,73 @@ def test_bundled_model_is_the_default(monkeypatch):
     monkeypatch.delenv("MODEL_PATH", raising=False)
     model = model_from_environment("/var/task/model.bin")
     assert isinstance(model, BundledModel) and model.local_path() == "/var/task/model.bin"
-    assert model.describe()["source"] == "bundled"
+    assert model.kind == "bundled"
 
 
 def test_handler_serves_the_s3_model_and_health_says_so(uploaded, s3_app):
-    s3_app.recommender.model.expected_sha256 = uploaded
-    # A fresh container's health fetches nothing: the source and the checksum the model must have.
+    source = s3_app.recommender.models.default.source
+    # A fresh container's health fetches nothing, and names no bucket or key.
     status, health = call(s3_app, rest_event(None, method="GET", path="/health"))
-    assert status == 200 and health["model"]["source"] == URI
-    assert health["model"]["fetched"] is False and health["model"]["expected_sha256"] == uploaded
-    assert [health["model"][f] for f in ("sha256", "bytes", "labels", "words", "dim")] == [None] * 5
-    assert health["models"] == [{"name": "default", "source": URI, "fetched": False, "sha256": uploaded,
-                                 "labels": None, "running": False}]
-    assert health["fasttext"]["pid"] is None and s3_app.recommender.model.downloads == 0
+    assert status == 200
+    assert health["models"] == [{"name": "default", "status": "idle", "source": "s3", "sha256": None, "labels": None}]
+    assert source.downloads == 0
     status, body = call(s3_app, rest_event({"text": "python pip module"}))
     assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#python"
     status, health = call(s3_app, rest_event(None, method="GET", path="/health"))
-    assert status == 200 and health["model"]["fetched"] is True
-    assert health["model"]["sha256"] == uploaded and health["model"]["labels"] == 4
-    assert health["models"][0]["running"] is True and health["fasttext"]["pid"] is not None
-    assert s3_app.recommender.model.downloads == 1
+    assert health["models"] == [{"name": "default", "status": "ok", "source": "s3", "sha256": uploaded, "labels": 4}]
+    assert BUCKET not in json.dumps(health) and source.downloads == 1
 
 
-def test_health_of_a_missing_s3_model_not_fetched_yet_is_ok_and_fetches_nothing(aws, s3_app):
+def test_the_request_that_needs_a_missing_s3_model_says_what_failed_without_naming_the_object(aws, s3_app, capsys):
     status, health = call(s3_app, rest_event(None, method="GET", path="/health"))
-    assert status == 200 and health["model"]["fetched"] is False
-    assert s3_app.recommender.model.downloads == 0
-    status, body = call(s3_app, rest_event({"text": "python"}))  # the request that needs it says why
-    assert status == 503 and f"model {URI} does not exist" in body["error"]["message"]
+    assert status == 200 and s3_app.recommender.models.default.source.downloads == 0
+    response = s3_app.tagRecommendations(rest_event({"text": "python"}), LambdaContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 503 and body["error"]["code"] == "model_unavailable"
+    assert "not_found" in body["error"]["message"] and BUCKET not in response["body"]
+    assert "s3://" not in json.dumps(response["headers"]) and int(response["headers"]["Retry-After"]) > 0
+    assert f"model {URI} does not exist" in capsys.readouterr().out  # the log keeps it
 
 
-def test_handler_answers_503_when_the_s3_model_is_missing_then_recovers(aws, s3_app, tiny_model):
-    status, body = call(s3_app, rest_event({"text": "python"}))
-    assert status == 503 and body["error"]["code"] == "model_unavailable"
-    assert f"model {URI} does not exist" in body["error"]["message"]
+def test_handler_answers_503_when_the_s3_model_is_missing_then_recovers_after_its_backoff(aws, s3_app, tiny_model):
+    assert call(s3_app, rest_event({"text": "python"}))[0] == 503
     aws.put_object(Bucket=BUCKET, Key=KEY, Body=tiny_model.read_bytes())
+    assert call(s3_app, rest_event({"text": "python"}))[0] == 503  # in its back-off: not asked again
+    assert s3_app.recommender.models.default.source.downloads == 0
+    s3_app.recommender.models.default.retry_at = 0  # what the end of the back-off does
     assert call(s3_app, rest_event({"text": "python"}))[0] == 200
+
+
+def test_a_full_disk_while_fetching_is_a_503(uploaded, s3_app, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", disk_full)
+    status, body = call(s3_app, rest_event({"text": "python"}))
+    assert status == 503 and body["error"]["code"] == "model_unavailable" and "no_space" in body["error"]["message"]
+    health = call(s3_app, rest_event(None, method="GET", path="/health"))
+    assert health[0] == 503  # the default model is failing
+
+
+def test_with_provisioned_concurrency_init_fetches_verifies_and_starts_the_s3_model(uploaded, monkeypatch, tmp_path,
+                                                                                   fasttext_binary):
+    """Done when (issue 22): the S3 model is on disk after import, before any request."""
+    monkeypatch.delenv("MODEL_PATH", raising=False)
+    monkeypatch.setenv("MODEL_S3_URI", URI)
+    monkeypatch.setenv("MODEL_SHA256", uploaded)
+    monkeypatch.setenv("MODEL_DOWNLOAD_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTTEXT_BINARY", str(fasttext_binary))
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")
+    fresh = importlib.reload(handler)
+    try:
+        served = fresh.recommender.models.default
+        assert served.source.fetched and os.path.isfile(served.source.path)
+        assert served.status == "ok" and served.top.starts == 1
+        assert call(fresh, rest_event({"text": "python pip module"}))[0] == 200
+        assert served.top.starts == 1 and served.source.downloads == 1
+    finally:
+        fresh.recommender.close()
+        monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE")
 
 
 def test_relative_model_path_is_taken_from_the_package_root(monkeypatch):
@@ -171,14 +208,12 @@ def named_s3_app(monkeypatch, tmp_path, lambda_env, aws, tiny_model):
 
 def test_named_models_in_s3_are_fetched_on_first_use_with_their_checksum(named_s3_app, tmp_path):
     app, digest = named_s3_app
-    assert list(app.recommender.models) == ["default", "forum", "news"]  # "bad entry" is left out
-    forum = app.recommender.models["forum"].source
+    assert list(app.recommender.models.by_name) == ["default", "forum", "news"]  # "bad entry" is left out
+    forum = app.recommender.models.by_name["forum"].source
     assert forum.uri == f"s3://{BUCKET}/named/forum.bin" and forum.downloads == 0
     status, health = call(app, rest_event(None, method="GET", path="/health"))
     listed = {m["name"]: m for m in health["models"]}
-    # Not fetched by /health: the checksum it must have, its labels unknown until it is.
-    assert listed["forum"] == {"name": "forum", "source": forum.uri, "fetched": False, "sha256": digest,
-                               "labels": None, "running": False}
+    assert listed["forum"] == {"name": "forum", "status": "idle", "source": "s3", "sha256": None, "labels": None}
     assert forum.downloads == 0
     status, body = call(app, rest_event({"text": "python pip module", "model": "forum"}))
     assert status == 200 and body["model"] == "forum"
@@ -186,15 +221,59 @@ def test_named_models_in_s3_are_fetched_on_first_use_with_their_checksum(named_s
     call(app, rest_event({"text": "sound", "model": "forum"}))
     assert forum.downloads == 1 and forum.local_path().startswith(str(tmp_path))
     listed = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
-    assert listed["forum"]["labels"] == 4 and listed["forum"]["running"] is True and listed["forum"]["fetched"] is True
-    assert listed["news"]["fetched"] is False
+    assert listed["forum"] == {"name": "forum", "status": "ok", "source": "s3", "sha256": digest, "labels": 4}
+    assert listed["news"]["status"] == "idle"
 
 
-def test_a_named_s3_model_failing_its_checksum_is_never_served(named_s3_app):
+def test_a_named_s3_model_failing_its_checksum_backs_off_instead_of_downloading_again(named_s3_app, monkeypatch):
     app, _ = named_s3_app
-    for _ in range(2):
+    news = app.recommender.models.by_name["news"]
+    fetches = []
+    real = news.source._download
+    monkeypatch.setattr(news.source, "_download", lambda: fetches.append(1) or real())
+    for _ in range(3):
         status, body = call(app, rest_event({"text": "python", "model": "news"}))
         assert status == 503 and body["error"]["code"] == "model_unavailable"
-        assert "failed its checksum" in body["error"]["message"]
-    assert app.recommender.models["news"].process.pid is None
+        assert "checksum_mismatch" in body["error"]["message"] and "0000" not in body["error"]["message"]
+    assert len(fetches) == 1 and all(process.pid is None for process in news.processes)
+    health = call(app, rest_event(None, method="GET", path="/health"))[1]
+    assert {m["name"]: m.get("error") for m in health["models"]}["news"] == "checksum_mismatch"
     assert call(app, rest_event({"text": "python"}))[0] == 200
+
+
+@pytest.fixture
+def two_s3_models(monkeypatch, tmp_path, lambda_env, aws, tiny_model):
+    """Two named models in S3, a and b, and a /tmp with room for one of them."""
+    digest = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    for name in ("a", "b"):
+        aws.put_object(Bucket=BUCKET, Key=f"named/{name}.bin", Body=tiny_model.read_bytes())
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    monkeypatch.setenv("MODELS_S3_PREFIX", f"s3://{BUCKET}/named")
+    monkeypatch.setenv("MODELS_SHA256", f"a={digest},b={digest}")
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "no-models-here"))
+    monkeypatch.setenv("MODEL_DOWNLOAD_DIR", str(downloads))
+    capacity = tiny_model.stat().st_size * 3 // 2
+
+    def disk_usage(path):
+        used = sum(f.stat().st_size for f in downloads.iterdir())
+        return shutil._ntuple_diskusage(capacity, used, capacity - used)
+
+    monkeypatch.setattr(served_models.shutil, "disk_usage", disk_usage)
+    with fresh_handler(monkeypatch) as app:
+        yield app
+
+
+def test_models_in_s3_share_tmp_the_download_no_process_uses_deleted_first(two_s3_models):
+    app = two_s3_models
+    a, b = (app.recommender.models.by_name[name] for name in ("a", "b"))
+    assert call(app, rest_event({"text": "python pip", "model": "a"}))[0] == 200
+    a.close()  # as the memory budget stops it
+    assert call(app, rest_event({"text": "python pip", "model": "b"}))[0] == 200
+    assert not a.source.fetched and not os.path.exists(a.source.path) and b.source.fetched
+    # b runs: its download stays, and a does not fit beside it.
+    status, body = call(app, rest_event({"text": "python pip", "model": "a"}))
+    assert status == 503 and "no_space" in body["error"]["message"]
+    health = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
+    assert health["a"]["status"] == "failing" and health["a"]["error"] == "no_space"
+    assert health["b"]["status"] == "ok"

@@ -2,18 +2,26 @@
 each from its own fastText process, exactly as `fasttext predict-prob` on that file answers."""
 
 import hashlib
+import json
 import os
 import random
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from fasttext_process import parse_answer
 from recommender import Recommender
-from support import TINY_TOPICS, call, fresh_handler, http_event, rest_event, train_supervised
-from text_cleaning import clean_text
+from support import (
+    LambdaContext,
+    call,
+    fasttext_children,
+    fresh_handler,
+    http_event,
+    patch_processes,
+    predict_prob,
+    rest_event,
+    train_supervised,
+)
 
 # A second model, on other topics than the tiny one: the same text gets other hashtags from it.
 OTHER_TOPICS = {
@@ -56,18 +64,6 @@ def app(lambda_env, models_dir, monkeypatch):
         yield fresh
 
 
-def predict_prob(binary: Path, model: Path, texts: list[str], k: int) -> list[list[dict]]:
-    """What a one-shot `fasttext predict-prob MODEL - k` answers, as the API spells it."""
-    out = subprocess.run(
-        [str(binary), "predict-prob", str(model), "-", str(k)],
-        input="".join(clean_text(text) + "\n" for text in texts), capture_output=True, text=True, check=True,
-    ).stdout
-    return [
-        [{"hashtag": "#" + label, "probability": p} for label, p in parse_answer(line) if p > 0]
-        for line in out.splitlines()
-    ]
-
-
 def test_each_request_is_answered_by_the_model_it_names_as_predict_prob_on_that_file(app, models_dir, lambda_env):
     binary = lambda_env["binary"]
     for name, path in [("forum", models_dir / "forum.bin"), ("other", models_dir / "other.bin"),
@@ -89,21 +85,21 @@ def test_without_a_model_the_default_answers_and_is_named(app):
 
 
 def test_each_model_has_its_own_process_started_on_first_use_and_kept(app):
-    models = app.recommender.models
-    assert all(served.process.pid is None for served in models.values())
+    models = app.recommender.models.by_name
+    assert all(process.pid is None for served in models.values() for process in served.processes)
     call(app, rest_event({"text": "python", "model": "forum"}))
-    forum = models["forum"].process
-    assert forum.pid is not None and models["other"].process.pid is None and models["default"].process.pid is None
+    forum = models["forum"].top
+    assert forum.pid is not None and models["other"].top.pid is None and models["default"].top.pid is None
     pid = forum.pid
     call(app, rest_event({"text": "kernel", "model": "other"}))
     call(app, rest_event({"text": "python", "model": "forum"}))
     assert forum.pid == pid and forum.starts == 1
-    assert models["other"].process.pid not in (None, pid)
+    assert models["other"].top.pid not in (None, pid)
 
 
 def test_a_named_models_process_killed_is_restarted(app):
     call(app, rest_event({"text": "python", "model": "forum"}))
-    forum = app.recommender.models["forum"].process
+    forum = app.recommender.models.by_name["forum"].top
     os.kill(forum.pid, signal.SIGKILL)
     status, body = call(app, rest_event({"text": "python pip module", "model": "forum"}))
     assert status == 200 and body["hashtags_recommended"][0]["hashtag"] == "#python"
@@ -129,29 +125,43 @@ def test_malformed_model_name_is_a_400(app, name):
 def test_health_lists_every_model_without_starting_their_processes(app, models_dir, lambda_env):
     status, body = call(app, rest_event(None, method="GET", path="/health"))
     assert status == 200
-    listed = {m["name"]: m for m in body["models"]}
-    assert list(listed) == ["default", "forum", "other"]
-    for name, path in [("default", lambda_env["model"]), ("forum", models_dir / "forum.bin"),
-                       ("other", models_dir / "other.bin")]:
-        assert listed[name]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-        assert listed[name]["source"] == "bundled"
-    assert [listed[n]["labels"] for n in listed] == [len(TINY_TOPICS), len(TINY_TOPICS), len(OTHER_TOPICS)]
-    assert all(listed[n]["fetched"] is True and listed[n]["running"] is False for n in listed)
-    assert all(served.process.pid is None for served in app.recommender.models.values())
+    assert body["models"] == [{"name": name, "status": "idle", "source": "bundled", "sha256": None, "labels": None}
+                              for name in ["default", "forum", "other"]]
+    assert all(p.pid is None for served in app.recommender.models.by_name.values() for p in served.processes)
     call(app, rest_event({"text": "python", "model": "other"}))
     listed = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
-    assert [listed[n]["running"] for n in listed] == [False, False, True]
+    assert [listed[n]["status"] for n in listed] == ["idle", "idle", "ok"]
+    assert listed["other"]["sha256"] == hashlib.sha256((models_dir / "other.bin").read_bytes()).hexdigest()
+    assert listed["other"]["labels"] == len(OTHER_TOPICS)
     call(app, rest_event({"text": "python"}))
     listed = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
-    assert [listed[n]["running"] for n in listed] == [True, False, True]
+    assert [listed[n]["status"] for n in listed] == ["ok", "idle", "ok"]
+    assert listed["default"]["sha256"] == hashlib.sha256(lambda_env["model"].read_bytes()).hexdigest()
 
 
 def test_a_broken_named_model_fails_only_the_requests_that_name_it(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(app.recommender.models["forum"].process, "model_path", str(tmp_path / "gone.bin"))
+    patch_processes(monkeypatch, app.recommender.models.by_name["forum"], model_path=tmp_path / "gone.bin")
     status, body = call(app, rest_event({"text": "python", "model": "forum"}))
     assert status == 503 and body["error"]["code"] == "model_unavailable"
     assert call(app, rest_event({"text": "python"}))[0] == 200
     assert call(app, rest_event({"text": "kernel", "model": "other"}))[0] == 200
+
+
+def test_a_truncated_named_model_fails_at_once_and_health_says_so(app, models_dir, tmp_path, monkeypatch):
+    """Done when (issue 22): 503, then 503 at once during its back-off (no process started), "failing"
+    in /health with its code, and the default model still answers."""
+    truncated = tmp_path / "cut.bin"
+    truncated.write_bytes((models_dir / "other.bin").read_bytes()[:3000])
+    patch_processes(monkeypatch, app.recommender.models.by_name["other"], model_path=truncated)
+    for _ in range(2):
+        response = app.tagRecommendations(rest_event({"text": "kernel", "model": "other"}), LambdaContext())
+        assert response["statusCode"] == 503 and int(response["headers"]["Retry-After"]) > 0
+        assert json.loads(response["body"])["error"]["code"] == "model_unavailable"
+    assert fasttext_children(truncated) == {}
+    listed = {m["name"]: m for m in call(app, rest_event(None, method="GET", path="/health"))[1]["models"]}
+    assert listed["other"]["status"] == "failing" and listed["other"]["error"] == "model_invalid"
+    assert "error" not in listed["default"]
+    assert call(app, rest_event({"text": "python"}))[0] == 200
 
 
 def test_models_dir_defaults_to_models_beside_the_handler(monkeypatch, lambda_env, models_dir, tmp_path):
@@ -160,17 +170,17 @@ def test_models_dir_defaults_to_models_beside_the_handler(monkeypatch, lambda_en
 
     monkeypatch.delenv("MODELS_DIR", raising=False)
     monkeypatch.setattr(recommender, "HERE", str(tmp_path))
-    assert list(Recommender.from_environment().models) == ["default"]  # no models/ folder: none
+    assert list(Recommender.from_environment().models.by_name) == ["default"]  # no models/ folder: none
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "news.bin").write_bytes((models_dir / "other.bin").read_bytes())
-    served = Recommender.from_environment().models
+    served = Recommender.from_environment().models.by_name
     assert list(served) == ["default", "news"]
-    assert served["news"].process.model_path == str(tmp_path / "models" / "news.bin")
+    assert served["news"].answering.model_path == str(tmp_path / "models" / "news.bin")
 
 
 def test_a_models_dir_entry_named_default_does_not_replace_the_default(tmp_path, monkeypatch, lambda_env, models_dir):
     (tmp_path / "default.bin").write_bytes((models_dir / "other.bin").read_bytes())
     monkeypatch.setenv("MODELS_DIR", str(tmp_path))
     recommender = Recommender.from_environment()
-    assert list(recommender.models) == ["default"]
-    assert recommender.models["default"].process.model_path == str(lambda_env["model"])
+    assert list(recommender.models.by_name) == ["default"]
+    assert recommender.models.default.answering.model_path == str(lambda_env["model"])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fasttext_process import FastTextProcess, parse_answer
-from recommender import MAX_K, Recommender, parse_request
-from support import MANY_LABELS, fasttext_children, train_supervised
+from contract import MAX_K, parse_request
+from fasttext_process import parse_answer
+from support import MANY_LABELS, fasttext_children, recommender_for, train_supervised
 from text_cleaning import clean_text
 
 
@@ -24,10 +24,6 @@ def sparse_model(tmp_path_factory, fasttext_binary) -> Path:
         rng.shuffle(words)
         lines.append(" ".join(f"__label__t{label:02d}" for label in labels) + " " + " ".join(words))
     return train_supervised(fasttext_binary, tmp_path_factory.mktemp("sparse"), lines, epoch=2)
-
-
-def recommender_for(model: Path, binary: Path) -> Recommender:
-    return Recommender(FastTextProcess(str(binary), str(model), k=MAX_K, timeout=10.0))
 
 
 @pytest.fixture

@@ -25,9 +25,8 @@ from hypothesis import event as record_event
 from hypothesis import strategies as st
 
 import handler
-from fasttext_process import FastTextProcess
-from recommender import MAX_K, MAX_TEXT_CHARS, MAX_TEXTS, Recommender
-from support import ROOT, TINY_TOPICS, LambdaContext, http_event, load_event, rest_event
+from contract import MAX_K, MAX_TEXT_CHARS, MAX_TEXTS
+from support import ROOT, TINY_TOPICS, LambdaContext, http_event, load_event, recommender_for, rest_event
 from text_cleaning import clean_text, extract_hashtags, normalize_tag
 
 _BASE = dict(
@@ -352,23 +351,23 @@ def check_answer(body, request):
 
 @pytest.fixture(scope="module")
 def app(tiny_model, fasttext_binary):
-    process = FastTextProcess(str(fasttext_binary), str(tiny_model), k=MAX_K, timeout=10.0)
-    recommender = Recommender(process)
+    recommender = recommender_for(tiny_model, fasttext_binary)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(handler, "recommender", recommender)
         mp.setattr(handler, "LOG_REQUEST_TEXT", False)
-        process.predict(["warm up"])
+        for process in recommender.models.default.processes:
+            process.predict(["warm up"])
         yield handler
     recommender.close()
 
 
 def invoke(app, event, context=CONTEXT, request_id=REQUEST_ID):
-    """Call the handler; the fastText process must survive every request unrestarted, since a
+    """Call the handler; the fastText processes must survive every request unrestarted, since a
     restart is how a crash or a desynchronised answer stream would show."""
-    process = app.recommender.process
-    pid, starts = process.pid, process.starts
+    processes = app.recommender.models.default.processes
+    before = [(process.pid, process.starts) for process in processes]
     response = app.tagRecommendations(event, context)
-    assert (process.pid, process.starts) == (pid, starts), "the fastText process was restarted"
+    assert [(process.pid, process.starts) for process in processes] == before, "a fastText process was restarted"
     return check_response(response, request_id)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import handler
-from fasttext_process import FastTextProcess
-from recommender import MAX_K, Recommender
-from support import ROOT, LambdaContext, http_event, make_service, rest_event, run_cli
+from contract import DEFAULT_K, MAX_K
+from fasttext_process import Deadline
+from support import ROOT, LambdaContext, http_event, make_service, patch_processes, recommender_for, rest_event, run_cli
 
 MARKER = "zqsecuritymarker"
 
@@ -62,11 +62,11 @@ def audit():
 @pytest.fixture
 def cold_app(tiny_model, fasttext_binary, monkeypatch):
     """handler with a recommender whose fastText process has not started yet."""
-    process = FastTextProcess(str(fasttext_binary), str(tiny_model), k=MAX_K, timeout=10.0)
-    monkeypatch.setattr(handler, "recommender", Recommender(process))
+    recommender = recommender_for(tiny_model, fasttext_binary)
+    monkeypatch.setattr(handler, "recommender", recommender)
     monkeypatch.setattr(handler, "LOG_REQUEST_TEXT", False)
     yield handler
-    process.close()
+    recommender.close()
 
 
 def hostile_texts(tmp: Path) -> list[str]:
@@ -104,9 +104,10 @@ def proc_fds(pid: int) -> dict[str, str]:
 def test_child_argv_environment_and_fds_are_fixed_and_hostile_texts_change_nothing(
     cold_app, audit, tmp_path, tiny_model, fasttext_binary
 ):
-    expected_argv = [str(fasttext_binary), "predict-prob", str(tiny_model), "-", str(MAX_K)]
+    # A plain request's process: the DEFAULT_K labels it can use.
+    expected_argv = [str(fasttext_binary), "predict-prob", str(tiny_model), "-", str(DEFAULT_K)]
     environ_before = dict(os.environ)
-    process = cold_app.recommender.process
+    process = cold_app.recommender.models.default.top
     texts = hostile_texts(tmp_path)
 
     # Cold: the first request, itself hostile, starts the child.
@@ -125,7 +126,10 @@ def test_child_argv_environment_and_fds_are_fixed_and_hostile_texts_change_nothi
     assert sorted(fds) == ["0", "1", "2"], f"the child inherited open files: {fds}"
     assert all(target.startswith("pipe:") for target in fds.values()), fds
 
-    # Warm: every hostile text, alone and in a batch, through v1, v2 and direct invocation.
+    # Warm: the model's other processes (MAX_K labels, every label) started too; then every hostile
+    # text, alone and in a batch, through v1, v2 and direct invocation, starts nothing.
+    for other in cold_app.recommender.models.default.processes:
+        other.wait_until_ready(Deadline(10))
     audit.clear()
     for text in texts:
         for event in (rest_event({"text": text}), http_event({"text": text, "k": MAX_K}), {"text": text}):
@@ -189,8 +193,7 @@ def test_no_log_line_carries_the_text_on_any_path(cold_app, capsys, tmp_path, mo
     assert cold_app.tagRecommendations(rest_event(f'{{"text": "{MARKER}", oops'), None)["statusCode"] == 400
     assert cold_app.tagRecommendations(rest_event({"text": text}, method="PUT"), None)["statusCode"] == 405
     # 503: the model is gone; its log line gives the reason, not the text.
-    monkeypatch.setattr(cold_app.recommender.process, "model_path", str(tmp_path / "gone.bin"))
-    cold_app.recommender.process.close()
+    patch_processes(monkeypatch, cold_app.recommender.models.default, model_path=tmp_path / "gone.bin")
     assert cold_app.tagRecommendations(rest_event({"text": text}), None)["statusCode"] == 503
     out, err, lines = _logged(capsys)
     assert MARKER not in out and MARKER not in err

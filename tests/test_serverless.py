@@ -256,12 +256,14 @@ def test_offline_health_keeps_one_warm_fasttext_process(offline, tiny_model):
         status, _, raw = request(offline.url + "/health")
         assert status == 200, raw
         answers.append(json.loads(raw))
-    assert answers[0]["status"] == "ok"
-    assert answers[0]["model"]["sha256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    assert answers[0] == answers[1] and answers[0]["status"] == "ok"
+    assert answers[0]["models"][0] == {"name": "default", "status": "ok", "source": "bundled", "labels": 4,
+                                       "sha256": hashlib.sha256(tiny_model.read_bytes()).hexdigest()}
     # The same Python worker and fastText process answer every request, as in a warm container.
-    assert answers[0]["fasttext"]["pid"] is not None
-    assert answers[0]["fasttext"]["pid"] == answers[1]["fasttext"]["pid"]
-    assert answers[0]["fasttext"]["starts"] == answers[1]["fasttext"]["starts"] == 1
+    assert request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT}).encode())[0] == 200
+    default_children = [cmd for cmd in live_processes_in_group(offline.pgid) if "predict-prob" in cmd
+                        and "/model.bin - 5" in cmd]
+    assert len(default_children) == 1, default_children
 
 
 @pytest.mark.slow
@@ -272,7 +274,7 @@ def test_offline_answers_with_the_named_model_and_refuses_unknown_ones(offline):
     status, _, raw = request(offline.url + "/recommendations", json.dumps({"text": PYTHON_TEXT, "model": "news"}).encode())
     assert status == 400 and json.loads(raw)["error"]["code"] == "unknown_model"
     listed = json.loads(request(offline.url + "/health")[2])["models"]
-    assert [(m["name"], m["running"]) for m in listed] == [("default", True), ("forum", True)]
+    assert [(m["name"], m["status"]) for m in listed] == [("default", "ok"), ("forum", "ok")]
 
 
 def test_offline_answers_cors_preflight(offline):
@@ -341,7 +343,7 @@ def test_offline_fresh_health_starts_no_fasttext_child_and_stop_ends_the_whole_g
     with offline_server(service, tmp_path / "offline.log") as server:
         # A fresh function's health starts its Python worker, and no fastText child.
         status, _, raw = request(server.url + "/health")
-        assert status == 200 and [m["running"] for m in json.loads(raw)["models"]] == [False, False], raw
+        assert status == 200 and [m["status"] for m in json.loads(raw)["models"]] == ["idle", "idle"], raw
         running = live_processes_in_group(server.pgid)
         assert any("invoke.py" in cmd for cmd in running), running
         assert not any("predict-prob" in cmd for cmd in running), running

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 import handler
-from recommender import MAX_TEXT_CHARS, MAX_TEXTS, Recommender
+from contract import MAX_TEXT_CHARS, MAX_TEXTS
+from recommender import Recommender
 from support import ROOT, LambdaContext, rest_event
 
 TEXTS = ["a python script with pip and virtualenv #python", "compiler and linker errors in a template header",
@@ -66,7 +67,8 @@ def test_every_bad_text_is_named_by_its_number_before_anything_is_suggested(tiny
         (["--k", "0"], "k must be an integer from 1 to 50"),
         (["--threshold", "1.5"], "threshold must be a number from 0 to 1"),
         (["--model", "no-such.bin"], "no-such.bin: no such model; train one with 'make train DATA=... MODEL=...'"),
-        (["--model", "README.md"], f"model file {ROOT / 'README.md'} is not a fastText model (bad header)"),
+        # The reason with its path is the log line (stderr); the error, the runtime's public code.
+        (["--model", "README.md"], "model 'default' cannot answer (model_invalid)"),
         ([], "no texts: give them as arguments or one per line on stdin"),
     ],
 )
@@ -74,10 +76,13 @@ def test_bad_options_and_models_are_clear_errors(tiny_model, args, message):
     result = suggest("--model", str(tiny_model), *args, *(["a python script"] if args else []))
     assert result.returncode == 1 and result.stdout == ""
     assert f"error: {message}" in result.stderr and "Traceback" not in result.stderr
+    if "README.md" in args:
+        assert f"model file {ROOT / 'README.md'} is not a fastText model (bad header)" in result.stderr
 
 
 def test_the_functions_environment_variables_apply(tiny_model):
     result = suggest("--model", str(tiny_model), "a python script", env={"FASTTEXT_BINARY": "/nonexistent/fasttext",
                                                                           "MODEL_S3_URI": "s3://bucket/other.bin"})
     assert result.returncode == 1 and result.stdout == ""
-    assert "error: fastText binary /nonexistent/fasttext is missing" in result.stderr
+    assert "fastText binary /nonexistent/fasttext is missing" in result.stderr
+    assert "error: model 'default' cannot answer (binary_unusable)" in result.stderr
