@@ -9,29 +9,18 @@ flushes it. A lock serialises callers so that no caller can read another's answe
 import hashlib
 import logging
 import os
-import re
 import selectors
 import signal
-import struct
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
 
-FASTTEXT_VERSION = "0.9.3"
-LABEL_PREFIX = "__label__"
-_PREFIX_LENGTH = len(LABEL_PREFIX)
+import fasttext_format
+from fasttext_format import LABEL_PREFIX
 
-_MODEL_MAGIC = 793712314
-_MODEL_MAX_FORMAT_VERSION = 12
-# magic, version, 12 int32 args, one double (Args::save), then size, nwords, nlabels (Dictionary::save)
-_MODEL_HEADER = struct.Struct("<ii12id3i")
-_ARGS = struct.Struct("<12id")
-_DICT_HEADER = struct.Struct("<3i2q")  # size, nwords, nlabels, ntokens, pruneidx_size
-_DENSE = struct.Struct("<2q")  # rows, cols
-_QUANT = struct.Struct("<2qi")  # after the bool qnorm: rows, cols, codesize
-_QUANTIZER = struct.Struct("<4i")  # dim, nsubq, dsub, lastdsub
-_CENTROIDS = 256  # a quantizer's centroids per dimension (ksub)
+FASTTEXT_VERSION = "0.9.3"
+_PREFIX_LENGTH = len(LABEL_PREFIX)
 _READ_CHUNK = 1 << 16
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -114,82 +103,32 @@ class ModelFile:
 
 
 def read_model_header(model_path: str) -> ModelHeader:
-    """Read the dimensions of a fastText .bin model, raising FastTextUnavailable if it is not one."""
-    try:
-        with open(model_path, "rb") as f:
-            raw = f.read(_MODEL_HEADER.size)
-    except OSError as e:
-        raise FastTextModelInvalid(f"model file {model_path} cannot be read: {e.strerror}") from None
-    return _parse_header(raw, model_path)
-
-
-def _parse_header(raw: bytes, model_path: str) -> ModelHeader:
-    if len(raw) < _MODEL_HEADER.size:
-        raise FastTextModelInvalid(f"model file {model_path} is not a fastText model (too short)")
-    fields = _MODEL_HEADER.unpack_from(raw)
-    magic, version, dim = fields[0], fields[1], fields[2]
-    if magic != _MODEL_MAGIC or not 0 < version <= _MODEL_MAX_FORMAT_VERSION:
-        raise FastTextModelInvalid(f"model file {model_path} is not a fastText model (bad header)")
-    words, labels = fields[-2], fields[-1]
-    return ModelHeader(dim=dim, words=words, labels=labels)
+    """Read the dimensions of a fastText .bin model, raising FastTextModelInvalid if it is not one."""
+    return _header(model_path, whole=False)
 
 
 def inspect_model_file(model_path: str) -> ModelFile:
-    """Read the whole model file: its header, sha256, and whether it holds all that its layout
-    announces. fastText 0.9.3 spins forever on a file cut short, so one is refused before starting."""
+    """The model file's header and sha256, once its layout is checked whole: fastText 0.9.3 spins
+    forever on a file cut short, so one is refused before starting."""
+    header = _header(model_path, whole=True)
+    digest = hashlib.sha256()
     try:
         with open(model_path, "rb") as f:
-            raw = f.read()
+            while chunk := f.read(_READ_CHUNK * 16):
+                digest.update(chunk)
     except OSError as e:
         raise FastTextModelInvalid(f"model file {model_path} cannot be read: {e.strerror}") from None
-    header = _parse_header(raw, model_path)
+    return ModelFile(header=header, sha256=digest.hexdigest())
+
+
+def _header(model_path: str, whole: bool) -> ModelHeader:
     try:
-        end = _layout_end(raw)
-    except (struct.error, ValueError):
-        end = None
-    if end is None or end > len(raw):
-        raise FastTextModelInvalid(f"model file {model_path} is cut short or corrupt ({len(raw)} bytes)")
-    return ModelFile(header=header, sha256=hashlib.sha256(raw).hexdigest())
-
-
-def _layout_end(raw: bytes) -> int | None:
-    """Where the model the file announces ends (src/fasttext.cc loadModel, dictionary.cc,
-    densematrix.cc, quantmatrix.cc, productquantizer.cc), or None when it runs past the file."""
-    offset = 8 + _ARGS.size
-    size, _, _, _, pruned = _DICT_HEADER.unpack_from(raw, offset)
-    offset += _DICT_HEADER.size
-    if size < 0:
-        return None
-    # Each entry: its bytes up to a NUL, then an int64 count and an int8 type.
-    entries = re.compile(rb"(?:[^\x00]*\x00[\s\S]{9}){%d}" % size).match(raw, offset)
-    if entries is None:
-        return None
-    offset = entries.end() + 8 * max(pruned, 0)
-    quantized_input = raw[offset:offset + 1] != b"\x00"
-    offset = _matrix_end(raw, offset + 1, quantized_input)
-    if offset is None or offset >= len(raw):
-        return None
-    quantized_output = quantized_input and raw[offset:offset + 1] != b"\x00"
-    return _matrix_end(raw, offset + 1, quantized_output)
-
-
-def _matrix_end(raw: bytes, offset: int, quantized: bool) -> int | None:
-    if offset >= len(raw):
-        return None
-    if not quantized:
-        rows, cols = _DENSE.unpack_from(raw, offset)
-        return offset + _DENSE.size + 4 * rows * cols if rows >= 0 and cols >= 0 else None
-    norms = raw[offset] != 0
-    rows, _, code_size = _QUANT.unpack_from(raw, offset + 1)
-    offset = _quantizer_end(raw, offset + 1 + _QUANT.size + code_size)
-    if norms and offset is not None:
-        offset = _quantizer_end(raw, offset + rows)
-    return offset
-
-
-def _quantizer_end(raw: bytes, offset: int) -> int | None:
-    dim = _QUANTIZER.unpack_from(raw, offset)[0]
-    return offset + _QUANTIZER.size + 4 * dim * _CENTROIDS if dim >= 0 else None
+        header = fasttext_format.read_header(model_path, whole=whole)
+    except OSError as e:
+        raise FastTextModelInvalid(f"model file {model_path} cannot be read: {e.strerror}") from None
+    except fasttext_format.FormatError as e:
+        raise FastTextModelInvalid(f"model file {model_path} is not a whole fastText model ({e})") from None
+    return ModelHeader(dim=header.dim, words=header.words, labels=len(header.labels))
 
 
 def parse_answer(line: str, limit: int | None = None) -> list[tuple[str, float]]:

@@ -2,17 +2,7 @@
 
 import os
 
-# The contract's names that training/ (suggest.py, validation.py) imports from here, until it
-# imports them from contract.py.
-from contract import (  # noqa: F401
-    DEFAULT_K,
-    MAX_K,
-    MAX_TEXTS,
-    InvalidRequest,
-    ModelUnavailable,
-    RecommendationRequest,
-    parse_request,
-)
+from contract import DEFAULT_K, MAX_K, RecommendationRequest
 from explanations import explain
 from fasttext_process import Deadline, parse_answer
 from served_models import ServedModel, ServedModels

@@ -209,7 +209,7 @@ def test_truncated_model_is_refused_before_starting(tmp_path, tiny_model, fastte
     model.write_bytes(whole[:int(len(whole) * kept) if isinstance(kept, float) else kept])
     before = child_pids()
     proc = FastTextProcess(str(fasttext_binary), str(model), k=4, timeout=0.5)
-    with pytest.raises(FastTextModelInvalid, match=f"model file {model} is cut short"):
+    with pytest.raises(FastTextModelInvalid, match=f"model file {model} is not a whole fastText model"):
         proc.predict(["python"])
     assert proc.pid is None
     assert child_pids() == before

@@ -46,7 +46,7 @@ pytestmark = pytest.mark.timeout(7200 if PROFILE == "long" else 600)
 # ---------------------------------------------------------------------------------------------
 # What the function promises (README / handler docstring): statuses, error codes, shapes, limits.
 
-DOCUMENTED_STATUSES = {200, 400, 404, 405, 413, 500, 503}
+DOCUMENTED_STATUSES = {200, 204, 400, 404, 405, 413, 500, 503}
 ERROR_STATUS = {
     "missing_body": 400,
     "invalid_body": 400,
@@ -273,6 +273,10 @@ def check_response(response, request_id=REQUEST_ID):
     assert status in DOCUMENTED_STATUSES, raw
     assert status not in (500, 503), raw
     assert isinstance(raw, str)
+    assert response["headers"]["X-Content-Type-Options"] == "nosniff"
+    if status == 204:  # an OPTIONS that reached the function: a CORS preflight, no body
+        assert raw == "" and "OPTIONS" in response["headers"]["Access-Control-Allow-Methods"], response
+        return status, {}
     if response["headers"]["Content-Type"] == "text/html; charset=utf-8":  # GET /, the page
         assert status == 200 and raw == (ROOT / "try_it.html").read_text()
         return status, {"page": raw}
@@ -383,7 +387,7 @@ def reference_answer(app):
 
 def event_outcome(status, answer):
     """Count outcomes in hypothesis' statistics (pytest --hypothesis-show-statistics)."""
-    record_event(f"{status} {answer['error']['code'] if status != 200 else 'ok'}")
+    record_event(f"{status} {answer['error']['code'] if status not in (200, 204) else 'ok'}")
 
 
 def proxy_event(kind, body, b64=False):

@@ -77,7 +77,7 @@ def test_bad_options_and_models_are_clear_errors(tiny_model, args, message):
     assert result.returncode == 1 and result.stdout == ""
     assert f"error: {message}" in result.stderr and "Traceback" not in result.stderr
     if "README.md" in args:
-        assert f"model file {ROOT / 'README.md'} is not a fastText model (bad header)" in result.stderr
+        assert f"model file {ROOT / 'README.md'} is not a whole fastText model" in result.stderr
 
 
 def test_the_functions_environment_variables_apply(tiny_model):

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fasttext_process import FastTextProcess, read_model_header
-from recommender import RecommendationRequest, Recommender
+from contract import RecommendationRequest
+from fasttext_process import Deadline, FastTextProcess, read_model_header
+from recommender import Recommender
 from support import ROOT
 from text_cleaning import clean_text
 from training import evaluate as ev
@@ -41,24 +42,25 @@ AWKWARD = [
 ]
 
 
-class RecordingProcess:
-    """Stands in for FastTextProcess: records the lines the recommender asks, answers a fixed label."""
-
-    model_path = "recorded-model.bin"  # never opened: nothing is loaded or started
+class RecordingModels:
+    """Stands in for the served models: records the lines the recommender asks, answers a fixed label."""
 
     def __init__(self):
         self.asked: list[str] = []
 
-    def predict(self, lines, limit=None):
+    def get(self, name):
+        return name
+
+    def answer_lines(self, served, lines, deadline, k):
         self.asked.extend(lines)
-        return [[("x", 0.5)] for _ in lines]
+        return ["__label__x 0.5" for _ in lines]
 
 
 def endpoint_lines(texts: list[str]) -> list[str]:
     """The lines the endpoint would send fastText for `texts` (through the real Recommender)."""
-    process = RecordingProcess()
-    Recommender(process).recommend(RecommendationRequest(texts=texts, batch=True))
-    return process.asked
+    models = RecordingModels()
+    Recommender(models).recommend(RecommendationRequest(texts=texts, batch=True), Deadline(10))
+    return models.asked
 
 
 def write_dataset(path: Path, n: int, seed: int) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from fasttext_process import LABEL_PREFIX
+from fasttext_format import LABEL_PREFIX
 from text_cleaning import normalize_tag, tag_problem
 from training.errors import TrainingError
 

@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from fasttext_process import LABEL_PREFIX, parse_answer
+from fasttext_format import LABEL_PREFIX
+from fasttext_process import parse_answer
 from text_cleaning import clean_text
 from training.dataset import read_examples
 from training.errors import TrainingError

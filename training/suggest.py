@@ -17,16 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from recommender import (
-    DEFAULT_K,
-    MAX_K,
-    MAX_TEXTS,
-    InvalidRequest,
-    ModelUnavailable,
-    RecommendationRequest,
-    Recommender,
-    parse_request,
-)
+from contract import DEFAULT_K, MAX_K, MAX_TEXTS, InvalidRequest, ModelUnavailable, RecommendationRequest, parse_request
+from recommender import Recommender
 from training.fasttext_cli import ROOT
 
 

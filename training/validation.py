@@ -10,7 +10,7 @@ fitted on.
 
 import numpy as np
 
-from recommender import MAX_K
+from contract import MAX_K
 from training import metrics as mt
 from training.model_file import FastTextModel, table_sigmoid
 from training.prepare import Part
