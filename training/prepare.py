@@ -5,7 +5,9 @@ cleaned once, here (text_cleaning.clean_text, as the endpoint cleans requests): 
 examples with their cleaned lines, and every learner, score and file downstream reads the lines.
 """
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from text_cleaning import clean_text
 from training.build_dataset import VALID_FRACTION, is_validation_source
 from training.dataset import BAD_TAG, NO_HASHTAG_LEFT, Columns, Example, Problem, read_dataset
 from training.errors import TrainingError
+from training.progress import PROGRESS_SECONDS
 
 DEFAULT_MIN_TAG_COUNT = 1  # a logistic regression learns a tag from one example: none is dropped by default
 SPLIT_SEED = 1
@@ -90,15 +93,22 @@ def note_problems(problems: list[Problem], name: str, notes: list[str]) -> None:
             notes.append(f"dropped {len(found)} {name} rows {rule} ({_where(found)}){first}")
 
 
-def drop_unusable(examples: list[Example], name: str, notes: list[str], seen: set[str]) -> Part:
-    """Drop examples with no words, with no tags, and repeats of a text already in `seen`.
+def drop_unusable(examples: list[Example], name: str, notes: list[str], seen: set[str],
+                  progress: Callable[[str], None] | None = None) -> Part:
+    """Clean each example's text once, and drop examples with no words, with no tags, and repeats of a
+    text already in `seen`; `progress`, when given, hears every PROGRESS_SECONDS how far cleaning is.
 
     `seen` holds the cleaned texts met so far and gains the kept ones, so that validation
     rows repeating a training text are dropped too.
     """
     kept, lines, no_words, no_tags, repeats = [], [], [], [], []
     where = "earlier or in the training set" if seen else "earlier"
-    for example in examples:
+    started = last = time.monotonic()
+    for i, example in enumerate(examples):
+        if progress is not None and i % 1000 == 0 and time.monotonic() - last >= PROGRESS_SECONDS:
+            last = time.monotonic()
+            eta = (last - started) / i * (len(examples) - i)
+            progress(f"  cleaned {i:,} of {len(examples):,} {name} rows, ETA {eta:.0f} s")
         line = clean_text(example.text)
         if not line:
             no_words.append(example)
@@ -173,7 +183,7 @@ def summary(split: Split, top: int = 10) -> list[str]:
     ]
 
 
-def load(source: dict) -> Split:
+def load(source: dict, progress: Callable[[str], None] | None = None) -> Split:
     """The training and validation parts of the data `source` names, with lines describing what was read,
     dropped and split; DatasetError (a TrainingError) naming every bad row of a file that is refused."""
     columns, strict = Columns(**source["columns"]), source.get("strict", False)
@@ -183,12 +193,12 @@ def load(source: dict) -> Split:
     notes.append(f"read {train_set.rows_read()} rows of {train_set.path} as {train_set.format}")
     note_problems(train_set.problems, "training", notes)
     seen = set()
-    train = drop_unusable(train_set.examples, "training", notes, seen)
+    train = drop_unusable(train_set.examples, "training", notes, seen, progress)
     export_tags = len(train.label_counts())
     if valid_set is not None:
         notes.append(f"read {valid_set.rows_read()} rows of {valid_set.path} as {valid_set.format}")
         note_problems(valid_set.problems, "validation", notes)
-        valid = drop_unusable(valid_set.examples, "validation", notes, seen)
+        valid = drop_unusable(valid_set.examples, "validation", notes, seen, progress)
     else:
         by = "group" if train_set.has_groups else "row"
         train, valid = split(train, by_group=train_set.has_groups, seed=source["split_seed"])

@@ -4,6 +4,8 @@ import sys
 import time
 from collections.abc import Callable
 
+PROGRESS_SECONDS = 10  # a step that runs longer says how far it is (and its ETA) at least this often
+
 
 def logger(command: str) -> Callable[[str], None]:
     """A function printing one progress line of `command` per call."""

@@ -364,7 +364,7 @@ def train(args: argparse.Namespace) -> dict:
     steps = Steps()
     options = learner_options(args)
     with steps.timed("read and clean"):
-        split = prepare.load(data_source(args))
+        split = prepare.load(data_source(args), log)
     for line in split.notes:
         log(line)
     prepare.require_examples(split)

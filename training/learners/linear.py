@@ -24,6 +24,7 @@ from training.fasttext_features import Vocabulary
 from training.learners.base import Candidate, DataShape, Options
 from training.model_file import FastTextModel, pruned_vocabulary
 from training.prepare import Part
+from training.progress import PROGRESS_SECONDS
 
 NAME = "linear"
 C_VALUES = (100.0, 300.0)  # C=30 never won on Debian subsets of 1,000 and 3,000 texts (training/REPORT.md)
@@ -33,7 +34,6 @@ BUCKET = 1 << 22  # pairs hashed into 4M buckets: few collisions, and only bucke
 # The most (training lines x labels) it fits unless asked to, one liblinear problem per label: at 13
 # million (23,351 Debian texts x 566 tags) one C took 5 minutes on 2 cores (training/REPORT.md).
 MAX_WORK = 1e7
-PROGRESS_SECONDS = 10
 
 
 class LinearLearner:
