@@ -16,13 +16,14 @@ def module_name(path: Path) -> str:
     """How the house imports the file: `handler`, `training.train`, `benchlib`, `support`."""
     relative = path.relative_to(ROOT)
     if relative.parts[0] == "training":
-        return "training." + path.stem if path.stem != "__init__" else "training"
+        package = ".".join(relative.parts[:-1])
+        return f"{package}.{path.stem}" if path.stem != "__init__" else package
     return path.stem  # top level, and bench/ and tests/, which run with their own directory on sys.path
 
 
 def house_modules() -> dict[str, Path]:
-    files = [*ROOT.glob("*.py"), *(ROOT / "training").glob("*.py"), *(ROOT / "bench").glob("*.py"),
-             *(ROOT / "tests").glob("*.py")]
+    files = [*ROOT.glob("*.py"), *(ROOT / "training").glob("*.py"), *(ROOT / "training" / "learners").glob("*.py"),
+             *(ROOT / "bench").glob("*.py"), *(ROOT / "tests").glob("*.py")]
     return {module_name(path): path for path in files}
 
 
@@ -108,3 +109,17 @@ def test_the_runtime_depends_one_way_handler_then_recommender_then_the_rest():
         assert not any(t == "training" or t.startswith("training.") for t in edges[name]), f"{name} imports training"
     assert "recommender" in edges["handler"]
     assert {"contract", "served_models", "explanations"} <= edges["recommender"] | edges["handler"]
+
+
+def test_the_learners_are_reached_through_their_registry_and_know_nothing_of_training_py():
+    """Each learner is a module of training/learners/; train.py knows only the registry, and no learner
+    imports another learner, train.py or evaluate.py; reading exports (dataset, prepare) imports no learner."""
+    edges = graph()
+    learners = {name for name in edges if name.startswith("training.learners.") and name != "training.learners.base"}
+    assert {"training.learners.linear", "training.learners.fasttext_supervised"} <= learners
+    assert not any(t in learners for t in edges["training.train"]), edges["training.train"]
+    assert "training.learners" in edges["training.train"]
+    for name in learners:
+        assert not edges[name] & (learners | {"training.train", "training.evaluate", "training.learners"}), name
+    for name in ("training.dataset", "training.prepare"):
+        assert not any(t.startswith("training.learners") for t in edges[name]), name
