@@ -118,7 +118,7 @@ train: fasttext $(VENV)/.installed
 	$(PY) -m training.train $(if $(DATA),--train $(DATA)) $(if $(VALID),--valid $(VALID)) --output $(MODEL) $(TRAIN_ARGS)
 
 evaluate: tools $(MODEL)
-	$(PY) -m training.evaluate --model $(MODEL) --baseline
+	$(PY) -m training.evaluate --model $(MODEL) --baseline $(if $(DATA),--train $(DATA)) $(if $(VALID),--valid $(VALID))
 
 data: $(VENV)/.installed
 	$(PY) -m training.build_dataset --out data/
