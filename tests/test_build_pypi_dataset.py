@@ -58,7 +58,7 @@ def test_the_sample_is_seeded_and_cannot_ask_for_more_rows_than_there_are(tmp_pa
     all_rows = every.read_text().splitlines()
     assert header == all_rows[0] and len(rows) == 2 and rows == [row for row in all_rows[1:] if row in rows]
     refused = build(tmp_path, "--rows", "4", "--tags", "3", "--out", str(tmp_path / "4.csv"))
-    assert refused.returncode != 0 and "--rows 4: only 3 rows are left after the filters" in refused.stderr
+    assert refused.returncode == 2 and "error: --rows 4: only 3 rows are left after the filters" in refused.stderr
     assert not (tmp_path / "4.csv").exists()
 
 
@@ -75,4 +75,5 @@ def test_a_list_without_a_summary_column_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-m", "training.build_pypi_dataset", "--pypi-tsv", str(tsv),
                              "--rows", "1", "--out", str(tmp_path / "x.csv")], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
-    assert result.returncode != 0 and "no 'summary' column in the header ['name', 'version']" in result.stderr
+    assert result.returncode == 2 and "no 'summary' column in the header ['name', 'version']" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from text_cleaning import clean_text, tag_problem
+from training.errors import TrainingError, exit_with
 
 DEFAULT_TAGS = 1000
 DEFAULT_SEED = 1
@@ -49,7 +50,7 @@ def read_summaries(path: Path) -> Iterator[tuple[str, str]]:
         header = f.readline().rstrip("\r\n").split("\t")
         missing = [column for column in ("name", "summary") if column not in header]
         if missing:
-            raise SystemExit(f"error: {path}: no {missing[0]!r} column in the header {header[:8]}")
+            raise TrainingError(f"{path}: no {missing[0]!r} column in the header {header[:8]}")
         name_at, summary_at = header.index("name"), header.index("summary")
         for line in f:
             fields = line.rstrip("\r\n").split("\t")
@@ -100,7 +101,7 @@ def tagged_rows(summaries: list[tuple[str, list[str]]], tags: set[str]) -> list[
 def sample(rows: list[Row], n: int, seed: int) -> list[Row]:
     """`n` rows drawn with `seed`, in their order in the list."""
     if n > len(rows):
-        raise SystemExit(f"error: --rows {n}: only {len(rows):,} rows are left after the filters; ask for fewer")
+        raise TrainingError(f"--rows {n}: only {len(rows):,} rows are left after the filters; ask for fewer")
     return [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), n))]
 
 
@@ -123,9 +124,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.rows < 1 or args.tags < 1:
         parser.error("--rows and --tags must be at least 1")
-    if not args.pypi_tsv.is_file():
-        raise SystemExit(f"error: {args.pypi_tsv}: no such file")
+    try:
+        return build(args)
+    except TrainingError as e:
+        raise exit_with(e) from None
 
+
+def build(args: argparse.Namespace) -> dict:
+    if not args.pypi_tsv.is_file():
+        raise TrainingError(f"{args.pypi_tsv}: no such file")
     summaries = usable_summaries(read_summaries(args.pypi_tsv))
     tags = frequent_words(summaries, args.tags)
     rows = tagged_rows(summaries, tags)
