@@ -459,3 +459,26 @@ def test_evaluate_with_baseline(trained, tiny_dataset, capsys):
     assert baseline_row["p_at_1"] >= 0.9
     out = capsys.readouterr().out
     assert "TF-IDF" in out and "P@1" in out and "R@5" in out
+
+
+@pytest.mark.slow  # trains a model end to end
+def test_a_written_file_the_binary_answers_otherwise_is_refused_and_not_renamed(trained, tmp_path):
+    model = read_model(trained["model"])
+    lines = [clean_text("an MP3 music player with a mixer"), clean_text("HTTP proxy cache server")]
+    assert tr.check_against_binary(trained["model"], model, lines, tmp_path)["largest_difference"] <= 1e-4
+    with pytest.raises(TrainingError, match="the written model answers up to .* away from the scores"):
+        tr.check_against_binary(trained["model"], model.with_output_scale(0.01), lines, tmp_path)
+    destination = tmp_path / "kept.bin"
+    destination.write_bytes(b"the user's model")
+    # The check cannot fail on a file model_file wrote unless model_file has a bug: one stands in here.
+    def disagreeing(path, model, lines, work):
+        raise TrainingError("the written model answers up to 0.5 away from the scores it was validated with")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tr, "check_against_binary", disagreeing)
+        with pytest.raises(TrainingError):
+            tr.write_checked(model, destination, lines, tmp_path)
+    assert destination.read_bytes() == b"the user's model" and not (tmp_path / ".kept.bin.partial").exists()
+    ok = tr.write_checked(model, destination, lines, tmp_path)
+    assert ok["texts"] == 2 and read_model(destination).labels == model.labels
+    assert not (tmp_path / ".kept.bin.partial").exists()

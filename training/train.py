@@ -376,41 +376,45 @@ def train(args: argparse.Namespace) -> dict:
     paths = output_paths(args.output)
     with build_directory(args.build_dir) as build:
         validation = Validation(split.valid, args.seed)
-        results, failures = [], []
-        for i, (learner, candidate) in enumerate(candidates, start=1):
-            log(f"candidate {i}/{len(candidates)}: {candidate.name}")
-            try:
-                results.append(fit_and_score(learner, candidate, split.train, validation, build / learner.name,
-                                             options, steps))
-            except TrainingError as e:
-                log(f"  left out: {e}")
-                failures.append(f"{candidate.name}: {e}")
-                continue
-            best = max(results, key=lambda r: criterion(r.scores))
-            for r in results:
-                if r is not best:
-                    r.shipped.model = None  # only the best candidate's matrices are kept
-        if not results:
-            raise TrainingError("no candidate could be written: " + "; ".join(failures))
+        results = fit_candidates(candidates, split, validation, build, options, steps)
         winner, why = choose(results)
         log(why)
         reference = baseline(split, validation, args.threads) if args.baseline else None
-        written = winner.written()
+        validated = written = winner.written()
         refits, refit_why = refit_decision(args, split)
         log(refit_why)
-        validated = written
         refit_facts = None
         if refits:
             written, refit_facts = refit(winner, split, build / "refit", options, steps)
         with steps.timed("write and check"):
-            paths["model"].parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(written, paths["model"])
-            sample = validation.select[:BINARY_CHECK_TEXTS]
-            check = check_against_binary(paths["model"], written, [split.valid.lines[i] for i in sample], build)
+            sample = [split.valid.lines[i] for i in validation.select[:BINARY_CHECK_TEXTS]]
+            check = write_checked(written, paths["model"], sample, build)
         with steps.timed("report"):
-            metrics = write_outputs(paths, args, split, shape, validation, results, winner, why, notes, reference,
-                                    validated, refit_why, refit_facts, check, steps)
-    return metrics
+            return write_outputs(paths, args, split, shape, validation, results, winner, why, notes, reference,
+                                 validated, refit_why, refit_facts, check, steps)
+
+
+def fit_candidates(candidates: list, split: prepare.Split, validation: Validation, build: Path, options: Options,
+                   steps: Steps) -> list[Result]:
+    """Every candidate fitted and scored as its file, keeping only the best one's matrices; one that
+    fails is left out with a line saying why."""
+    results, failures = [], []
+    for i, (learner, candidate) in enumerate(candidates, start=1):
+        log(f"candidate {i}/{len(candidates)}: {candidate.name}")
+        try:
+            results.append(fit_and_score(learner, candidate, split.train, validation, build / learner.name, options,
+                                         steps))
+        except TrainingError as e:
+            log(f"  left out: {e}")
+            failures.append(f"{candidate.name}: {e}")
+            continue
+        best = max(results, key=lambda r: criterion(r.scores))
+        for r in results:
+            if r is not best:
+                r.shipped.model = None
+    if not results:
+        raise TrainingError("no candidate could be written: " + "; ".join(failures))
+    return results
 
 
 @contextlib.contextmanager
@@ -423,11 +427,19 @@ def build_directory(path: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def write_atomically(model: FastTextModel, destination: Path) -> None:
-    """Write the model beside `destination` and rename it over: a server never sees half a model."""
+def write_checked(model: FastTextModel, destination: Path, lines: list[str], work: Path) -> dict:
+    """Write the model beside `destination`, check the binary answers it as its scores say, then rename
+    it over `destination`: a server never sees half a model, nor one that failed its check."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.partial")
     write_model(model, partial)
+    try:
+        check = check_against_binary(partial, model, lines, work)
+    except TrainingError:
+        partial.unlink()
+        raise
     os.replace(partial, destination)
+    return check
 
 
 def write_outputs(paths: dict, args, split: prepare.Split, shape: DataShape, validation: Validation,
