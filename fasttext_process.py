@@ -6,7 +6,6 @@ Each text goes in as one line; fastText answers each line with one line and
 flushes it. A lock serialises callers so that no caller can read another's answers.
 """
 
-import hashlib
 import logging
 import os
 import selectors
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 
 import fasttext_format
 from fasttext_format import LABEL_PREFIX
+from model_source import file_sha256
 
 FASTTEXT_VERSION = "0.9.3"
 _PREFIX_LENGTH = len(LABEL_PREFIX)
@@ -111,14 +111,10 @@ def inspect_model_file(model_path: str) -> ModelFile:
     """The model file's header and sha256, once its layout is checked whole: fastText 0.9.3 spins
     forever on a file cut short, so one is refused before starting."""
     header = _header(model_path, whole=True)
-    digest = hashlib.sha256()
     try:
-        with open(model_path, "rb") as f:
-            while chunk := f.read(_READ_CHUNK * 16):
-                digest.update(chunk)
+        return ModelFile(header=header, sha256=file_sha256(model_path))
     except OSError as e:
         raise FastTextModelInvalid(f"model file {model_path} cannot be read: {e.strerror}") from None
-    return ModelFile(header=header, sha256=digest.hexdigest())
 
 
 def _header(model_path: str, whole: bool) -> ModelHeader:
