@@ -30,6 +30,9 @@ NAME = "linear"
 C_VALUES = (100.0, 300.0)  # C=30 never won on Debian subsets of 1,000 and 3,000 texts (training/REPORT.md)
 MIN_LINES = (1, 2)  # ids in fewer training lines get no row: every id, or the recurring ones
 RANKS = (1024, 512, 256, 128)
+# Full rank at two values a byte is tried beside a lower rank at one only below this rank: its k-means
+# is the slowest step of a small export, and on Debian 3,000 it scored as rank 256 did (REPORT).
+FULL_RANK_WORTH_IT = 256
 BUCKET = 1 << 22  # pairs hashed into 4M buckets: few collisions, and only buckets in use get a row
 # The most (training lines x labels) it fits unless asked to, one liblinear problem per label: at 13
 # million (23,351 Debian texts x 566 tags) one C took 5 minutes on 2 cores (training/REPORT.md).
@@ -68,14 +71,16 @@ class LinearLearner:
                        + f" (the ranks that keep every id within {budget:g} MiB, else the smallest)")
 
     def _ranks(self, rows: int, labels: int) -> list[int | None]:
-        """Full rank when every id fits at one byte a value; else full rank at two values a byte when that
-        fits, and the largest rank that fits at one; when none does, the smallest rank, whose file the size
-        budget then brings within it by dropping the rows of smallest norm."""
+        """Full rank when every id fits at one byte a value; else the largest rank that fits at one, and
+        full rank at two values a byte when that fits and the lower rank is under FULL_RANK_WORTH_IT;
+        when none does, the smallest rank, whose file the size budget then brings within it by dropping
+        the rows of smallest norm."""
         budget = self.options.size_budget
         if size_budget.fits(rows, labels, labels, budget, dsub=1):
             return [None]
         lower = [r for r in RANKS if r < labels and size_budget.fits(rows, r, labels, budget, dsub=1)][:1]
-        full = [None] if size_budget.fits(rows, labels, labels, budget, dsub=2) else []
+        full = [None] if size_budget.fits(rows, labels, labels, budget, dsub=2) and (
+            not lower or lower[0] < FULL_RANK_WORTH_IT) else []
         return full + lower or [RANKS[-1] if RANKS[-1] < labels else None]
 
     def fit(self, candidate: Candidate, part: Part, work: Path | None = None) -> FastTextModel:
