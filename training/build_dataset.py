@@ -305,8 +305,8 @@ hashtags (`#label` is recognised by `text_cleaning.extract_hashtags`).
   `text_cleaning.clean_text`.
 
 `pretrain.tsv.gz`: the same format with an empty labels field: the descriptions the
-splits do not hold, for word-vector pretraining only (the `default` preset's `pretrain`
-step reads the training split's texts and these). Nothing of the validation split is in it:
+splits do not hold, for word-vector pretraining only (`--pretrain-set corpus=data/pretrain.tsv.gz`
+adds them to the training split's texts; the `default` preset no longer pretrains). Nothing of the validation split is in it:
 no package of a validation source (by the hash above, so untagged packages of those sources
 are out too) and no text that cleans to the same line as a validation text.
 
