@@ -107,13 +107,22 @@ async function bundledModel(resolveVariable) {
   return relative.split(path.sep).join('/');
 }
 
-// The memory one process of a bundled model needs once loaded (served_models.py's estimate).
-function processBytes(file) {
+// The first 76 bytes of a model file (magic, version, args, the dictionary's size and word count),
+// refused when they are not a fastText model's.
+function modelHeader(file) {
   const header = Buffer.alloc(76);
   const fd = fs.openSync(file, 'r');
   fs.readSync(fd, header, 0, header.length, 0);
   fs.closeSync(fd);
-  return fs.statSync(file).size + BYTES_PER_WORD * Math.max(header.readInt32LE(68), 0) + BINARY_BYTES;
+  if (header.readInt32LE(0) !== FASTTEXT_MAGIC) {
+    refuse(`model '${file}' is not a fastText model (.bin or .ftz)`);
+  }
+  return header;
+}
+
+// The memory one process of a bundled model needs once loaded (served_models.py's estimate).
+function processBytes(file) {
+  return fs.statSync(file).size + BYTES_PER_WORD * Math.max(modelHeader(file).readInt32LE(68), 0) + BINARY_BYTES;
 }
 
 // Refuse a deployment whose bundled models (the default one, and models/*.bin) cannot run their

@@ -643,6 +643,14 @@ def test_packaging_refuses_models_unchecked_or_too_big_for_the_memory(tmp_path, 
     assert message in refused_package(service, *args)
 
 
+@pytest.mark.slow
+def test_packaging_refuses_a_named_model_that_is_not_a_fasttext_model(tmp_path, serverless_cli, tiny_model):
+    service = make_service(tmp_path / SERVICE, tiny_model)
+    (service / "models").mkdir(exist_ok=True)
+    (service / "models" / "forum.bin").write_bytes(b"not a model at all")
+    assert "model 'models/forum.bin' is not a fastText model (.bin or .ftz)" in refused_package(service)
+
+
 # --- the stack, in moto -----------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import stat
+import struct
 import subprocess
 import zipfile
 from pathlib import Path
@@ -134,7 +135,10 @@ def test_package_says_how_much_room_is_left_under_lambdas_limits(tmp_path, serve
 @pytest.mark.slow
 def test_package_over_lambdas_limit_is_refused_and_not_left_behind(tmp_path, serverless_cli, tiny_model):
     service = make_service(tmp_path / "fasttext-serverless", tiny_model)
-    (service / "models" / "huge.bin").write_bytes(os.urandom(51 * 2**20))  # random: it does not compress
+    # A fastText header (no words, so its processes fit the memory) and 51 MB of random bytes, which
+    # do not compress.
+    header = struct.pack("<2i12id3i", 793712314, 12, *[0] * 12, 0.0, 0, 0, 0)
+    (service / "models" / "huge.bin").write_bytes(header + os.urandom(51 * 2**20))
     result = subprocess.run([str(SERVERLESS), "package"], cwd=service, env=cli_env(), stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=CLI_TIMEOUT)
     assert result.returncode != 0
