@@ -10,6 +10,7 @@ scored as the file it writes, so what is chosen is what ships.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import fasttext_format as ff
 from training.errors import TrainingError
 from training.model_file import FastTextModel, largest_rows, quantize, quantized_bytes
 
@@ -48,11 +49,12 @@ def output_quantized(labels: int, dim: int, budget: int) -> bool:
 
 def estimate(rows: int, dim: int, labels: int, dsub: int, budget: int) -> int:
     """About the bytes of a quantized model of `rows` input rows, before its words are known (for
-    offering candidates): each row's codes, norm code and dictionary entry or pruned-bucket pair."""
-    qout = output_quantized(labels, dim, budget)
-    codebooks = dim * 256 * 4 * (2 if qout else 1)
-    output = labels * (-(-dim // 2) + 1) if qout else labels * dim * 4
-    return 4096 + labels * 24 + codebooks + output + rows * (-(-dim // dsub) + 1 + 12)
+    offering candidates): fasttext_format's sizes, with ~12 bytes a row for its dictionary entry or
+    pruned-bucket pair and ~24 a label."""
+    output = ff.quant_matrix_bytes(labels, dim, 2, True) if output_quantized(labels, dim, budget) \
+        else ff.dense_matrix_bytes(labels, dim)
+    return ff.file_bytes(ff.dictionary_bytes(12 * rows + 24 * labels, None),
+                         ff.quant_matrix_bytes(rows, dim, dsub, True), output)
 
 
 def fits(rows: int, dim: int, labels: int, budget: int, dsub: int) -> bool:
@@ -101,6 +103,16 @@ def shippable(model: FastTextModel, budget: int, score: Callable[[FastTextModel]
         if best is None or criterion(scores) > criterion(best[2]):
             best = (quantized, setting, scores)
     return Shipped(best[0], best[1], tried)
+
+
+def shipped_like(model: FastTextModel, setting: Setting | None, budget: int) -> FastTextModel:
+    """The model within the budget as another was shipped: dense when that one was and this one fits,
+    else quantized at its dsub with as many rows as fit."""
+    if setting is None and model.vocabulary.pruned is None and model.file_bytes() <= budget:
+        return model
+    setting = setting or settings_within(model, budget)[-1]
+    rows = rows_within(model, budget, setting.dsub, setting.qout)
+    return quantize_within(model, Setting(rows, setting.dsub, setting.qout), budget)
 
 
 def quantize_within(model: FastTextModel, setting: Setting, budget: int) -> FastTextModel:

@@ -305,13 +305,7 @@ def refit(winner: Result, split: prepare.Split, work: Path, options: Options, st
         facts = winner.calibration
         ratio = facts["score_scale"] / calibration.median_best_score(model, scale_sample(split.train, options.seed))
         model = calibration.with_affine(model, facts["a"] * ratio, facts["b"])
-        setting = winner.shipped.setting
-        if setting is not None or model.file_bytes() > options.size_budget:
-            setting = setting or size_budget.settings_within(model, options.size_budget)[-1]
-            rows = min(model.vocabulary.rows,
-                       size_budget.rows_within(model, options.size_budget, setting.dsub, setting.qout))
-            model = size_budget.quantize_within(model, size_budget.Setting(rows, setting.dsub, setting.qout),
-                                                options.size_budget)
+        model = size_budget.shipped_like(model, winner.shipped.setting, options.size_budget)
     log(f"  refitted in {steps.seconds['refit']:.1f} s; a {facts['a']:.3f} x {ratio:.3f} (the ratio of the two "
         f"models' median best score on {SCALE_SAMPLE:,} training texts at most), b and the temperature kept")
     return model.with_output_scale(facts["temperature"]), {"rows": len(everything), "scale_ratio": ratio,
@@ -340,14 +334,9 @@ def baseline(split: prepare.Split, validation: Validation, threads: int) -> dict
     log("baseline: TF-IDF 1-2 grams + one-vs-rest logistic regression on the same split")
     started = time.monotonic()
     name, predictions = baseline_predictions(split.train, split.valid, jobs=threads)
-    scores, _ = _scored_answers(validation, predictions, validation.select)
+    scores = validation.scored_answers([predictions[i] for i in validation.select], validation.select)
     log(f"  {name}: P@1 {scores['p_at_1']:.4f}, R@5 {scores['r_at_5']:.4f}, ECE {scores['ece_top5']:.3f}")
     return {"name": f"{name} (baseline, not a fastText model)", "seconds": time.monotonic() - started, **scores}
-
-
-def _scored_answers(validation: Validation, predictions: list, rows: np.ndarray) -> tuple[dict, list]:
-    gold, chosen = [validation.gold[i] for i in rows], [predictions[i] for i in rows]
-    return {**mt.headline(gold, chosen), "ece_top5": mt.calibration(gold, chosen)["ece"]}, chosen
 
 
 # --- the outline -----------------------------------------------------------------------------------------------

@@ -56,10 +56,14 @@ class Validation:
         """P@1, R@5, top-5 ECE ... of the answers the scores give (on `rows`, or every text), and the answers."""
         rows = np.arange(len(self.gold)) if rows is None else rows
         predictions = top_answers(labels, table_sigmoid(scores[rows]))
+        return self.scored_answers(predictions, rows), predictions
+
+    def scored_answers(self, predictions: list, rows: np.ndarray) -> dict:
+        """P@1, R@5, top-5 ECE ... of answers (any model's, the baseline's too) to the texts `rows`."""
         gold = [self.gold[i] for i in rows]
         return {**mt.headline(gold, predictions), "ece_top5": mt.calibration(gold, predictions)["ece"],
                 "texts_tied_at_1": sum(1 for answer in predictions if len(answer) > 1 and answer[1][1] >= 1.0),
-                "texts": len(rows)}, predictions
+                "texts": len(rows)}
 
 
 def top_answers(labels: list[str], probabilities: np.ndarray, k: int = PREDICT_K) -> list:
